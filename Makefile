@@ -1,0 +1,55 @@
+# The README's two commands:
+#   make report   rebuild every notebook (in order, in a fresh kernel) and the HTML site in site/
+#   make test     run every test: unit tests, scikit-learn comparisons, strict nbval of every notebook
+# Both first create .venv with the exact pins of requirements.txt, install Chromium for kaleido
+# when it is missing, and fetch and verify the data. Each step is skipped when already done.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]-*.ipynb))
+EXECUTED  := $(patsubst notebooks/%.ipynb,data/executed/%.stamp,$(NOTEBOOKS))
+PACKAGE   := $(wildcard mnist_knn/*.py)
+
+.PHONY: report test env chromium data bench site clean-cache
+
+report: env chromium data $(EXECUTED) site
+
+test: env chromium data
+	$(PY) -m pytest
+
+env: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --no-warn-script-location -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" || true
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored: it is neither" || true
+	$(PY) -c "import mnist_knn, numpy, sklearn, plotly, kaleido, numba, nbval"
+	touch $@
+
+chromium:
+	@bash scripts/ensure-chromium.sh
+
+data: env
+	$(PY) -m mnist_knn.datasets
+
+# Re-execute a notebook in place only when it or the package changed since its last run.
+data/executed/%.stamp: notebooks/%.ipynb $(PACKAGE) $(STAMP)
+	@mkdir -p $(dir $@)
+	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+	  --ClearOutputPreprocessor.enabled=True \
+	  --ClearOutputPreprocessor.remove_metadata_fields=execution \
+	  --ExecutePreprocessor.record_timing=False \
+	  --ExecutePreprocessor.timeout=3600 $<
+	touch $@
+
+site: env
+	$(PY) -m mnist_knn.site
+
+bench: env data
+	$(PY) -m pip install --quiet faiss-cpu==1.15.1 2>&1 | grep -v "is ignored: it is neither" || true
+	$(PY) -m mnist_knn.bench
+
+clean-cache:
+	rm -rf data/cache data/executed
