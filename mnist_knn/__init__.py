@@ -15,7 +15,8 @@ _EXPORTS = {
     "idx": ["IdxFormatError", "read_idx", "write_idx"],
     "datasets": ["DownloadError", "FileSpec", "fetch", "fetch_all", "load_mnist", "load_qmnist_metadata"],
     "distances": ["METRICS", "pairwise_distances"],
-    "search": ["kneighbors", "cache_key"],
+    "search": ["kneighbors", "kneighbors_loo", "cache_key"],
+    "results": ["record_result", "load_results"],
     "vote": [
         "TIE_RULES", "WEIGHTS", "neighbor_labels", "vote_counts", "predict", "predict_many",
         "predict_proba", "vote_margin", "is_tied", "tied_labels",
@@ -24,6 +25,11 @@ _EXPORTS = {
     "evaluate": [
         "McNemarResult", "accuracy", "error_rate", "wilson_interval", "mcnemar",
         "paired_difference_ci", "confusion_matrix",
+    ],
+    "preprocess": [
+        "binarize", "blur", "bounding_box_center", "center_of_mass_center", "deskew", "downsample",
+        "moments", "pca_fit", "pca_transform", "pipeline", "remove_noise", "skew",
+        "standardize_fit", "standardize_transform",
     ],
     "plots": ["DIGIT_COLORS", "DIGIT_ORDER", "digit_grid", "image_heatmap", "save_figure", "setup_notebook"],
 }

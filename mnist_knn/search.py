@@ -272,6 +272,37 @@ def kneighbors(X_train, X_query, k, metric="euclidean", p=2, *, block_size=None,
     return _search(Xt, Xq, k, code, p, int(block_size))
 
 
+def kneighbors_loo(X, k, metric="euclidean", p=2, *, block_size=None, cache=False):
+    """Leave-one-out neighbours: the k nearest *other* rows of every row of ``X``.
+
+    One search of ``X`` against itself with ``k + 1`` neighbours, with each row's own index removed
+    (not simply the first column: an exact duplicate with a lower index comes before the row itself).
+    Used to choose k, metrics and preprocessing on the training set alone.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, n_pixels) or (n, height, width)
+    k : int
+        1 <= k <= n - 1.
+    metric, p, block_size, cache
+        As in :func:`kneighbors`.
+
+    Returns
+    -------
+    distances : ndarray of shape (n, k), float64
+    indices : ndarray of shape (n, k), int64
+    """
+    n = np.asarray(X).shape[0]
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n - 1:
+        raise ValueError(f"k must be an integer in [1, n - 1 = {n - 1}] for leave-one-out; got k={k!r}.")
+    dist, ind = kneighbors(X, X, int(k) + 1, metric, p, block_size=block_size, cache=cache)
+    drop = ind == np.arange(n)[:, None]
+    # A row is missing from its own list only behind more than k exact duplicates: drop the last one.
+    drop[~drop.any(axis=1), -1] = True
+    keep = ~drop
+    return dist[keep].reshape(n, k), ind[keep].reshape(n, k)
+
+
 def _search(Xt, Xq, k, code, p, block_size):
     n_train, n_feat = Xt.shape
     tn, tnnz = _stats(Xt)
@@ -358,4 +389,4 @@ def _cached(Xt, Xq, k, metric, p, code, block_size, cache):
     return dist, ind
 
 
-__all__ = ["kneighbors", "cache_key", "DEFAULT_BLOCK_SIZE"]
+__all__ = ["kneighbors", "kneighbors_loo", "cache_key", "DEFAULT_BLOCK_SIZE"]
