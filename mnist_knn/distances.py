@@ -167,23 +167,22 @@ def _power_sum_overload(a, b, code, p):
     return lambda a, b, code, p: _power_sum_f8(a, b, code, p)
 
 
-@njit(inline="always")
-def finish(s, code, p):
-    """From a power sum to the distance itself (the p-th root; identity for L1, L-inf and cosine)."""
+@njit(parallel=True, cache=True)
+def _pairwise(X, Y, code, p, out):
+    for i in prange(X.shape[0]):
+        for j in range(Y.shape[0]):
+            out[i, j] = power_sum(X[i], Y[j], code, p)
+
+
+def finish_array(s, code, p):
+    """From power sums to distances (the p-th root), in numpy: the one place this rounding happens."""
     if code == L2:
-        return math.sqrt(s)
+        return np.sqrt(s)
     if code == L3:
         return np.cbrt(s)
     if code == LP:
         return s ** (1.0 / p)
     return s
-
-
-@njit(parallel=True, cache=True)
-def _pairwise(X, Y, code, p, out):
-    for i in prange(X.shape[0]):
-        for j in range(Y.shape[0]):
-            out[i, j] = finish(power_sum(X[i], Y[j], code, p), code, p)
 
 
 def as_rows(X, name):
@@ -247,9 +246,16 @@ def pairwise_distances(X, Y, metric="euclidean", p=2):
     """
     code, p = metric_code(metric, p)
     X, Y = common_rows(X, Y)
+    scale = 1.0
+    if X.dtype == np.float64:
+        amax = max(float(np.abs(X).max()), float(np.abs(Y).max()))
+        if amax > 2.0**60 or 0.0 < amax < 2.0**-60:  # keep the power sums in range (as the search)
+            scale = math.ldexp(1.0, -math.frexp(amax)[1])
+            X, Y = X * scale, Y * scale
     out = np.empty((X.shape[0], Y.shape[0]), dtype=np.float64)
     _pairwise(X, Y, code, p, out)
-    return out
+    out = finish_array(out, code, p)
+    return out if scale == 1.0 or code == COS else out / scale
 
 
 def thread_count():

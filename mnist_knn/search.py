@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit, prange
 
-from .distances import COS, L1, L2, L3, LINF, LP, common_rows, metric_code, power_sum
+from .distances import COS, L1, L2, LINF, LP, common_rows, finish_array, metric_code, power_sum
 from .paths import CACHE_DIR
 
 DEFAULT_BLOCK_SIZE = 512
@@ -312,6 +312,12 @@ def kneighbors_loo(X, k, metric="euclidean", p=2, *, block_size=None, cache=Fals
 
 
 def _search(Xt, Xq, k, code, p, block_size):
+    scale = _safe_scale(Xt, Xq)
+    if scale != 1.0:
+        # Far from unit scale the float32 product would overflow or underflow: rescale by a power of
+        # two (exact in float64, so the ranking is unchanged) and scale the distances back.
+        dist, ind = _search(Xt * scale, Xq * scale, k, code, p, block_size)
+        return (dist if code == COS else dist / scale), ind
     n_train, n_feat = Xt.shape
     tn, tnnz = _stats(Xt)
     tnorm = np.sqrt(tn)
@@ -339,17 +345,17 @@ def _search(Xt, Xq, k, code, p, block_size):
             Gb, Xq[start:stop], Xt, qn[start:stop], tn, tnorm, qnnz[start:stop], tnnz,
             gamma, R, code, p, k, C, out_s[start:stop], out_i[start:stop],
         )
-    return _finish_all(out_s, code, p), out_i
+    return finish_array(out_s, code, p), out_i
 
 
-def _finish_all(s, code, p):
-    if code == L2:
-        return np.sqrt(s)
-    if code == L3:
-        return np.cbrt(s)
-    if code == LP:
-        return s ** (1.0 / p)
-    return s
+def _safe_scale(Xt, Xq):
+    """1.0, or the power of two that brings float data far from unit scale to a max magnitude near 1."""
+    if Xt.dtype == np.uint8:
+        return 1.0
+    amax = max(float(np.abs(Xt).max()), float(np.abs(Xq).max()))
+    if amax == 0.0 or 2.0**-60 <= amax <= 2.0**60:
+        return 1.0
+    return math.ldexp(1.0, -math.frexp(amax)[1])
 
 
 # --- the on-disk cache -------------------------------------------------------------------------------
@@ -371,7 +377,7 @@ def cache_key(X_train, X_query, metric="euclidean", p=2):
 
 
 def _cache_key(Xt, Xq, code, p):
-    return f"knn-v{CACHE_VERSION}-m{code}-p{p:g}-{_digest(Xt, Xq)}"
+    return f"knn-v{CACHE_VERSION}-m{code}-p{p:.17g}-{_digest(Xt, Xq)}"
 
 
 def _cached(Xt, Xq, k, metric, p, code, block_size, cache):
@@ -383,8 +389,8 @@ def _cached(Xt, Xq, k, metric, p, code, block_size, cache):
                 dist, ind = f["distances"], f["indices"]
             if dist.shape[0] == Xq.shape[0] == ind.shape[0] and dist.shape[1] >= k:
                 return dist[:, :k].copy(), ind[:, :k].copy()
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable or truncated: search again and overwrite it
+        except Exception:  # noqa: BLE001 - unreadable, truncated or foreign: search again, overwrite
+            pass
     dist, ind = _search(Xt, Xq, k, code, p, block_size)
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")

@@ -1,0 +1,32 @@
+"""Shared fixtures for the search, distance, estimator and scikit-learn tests.
+
+Unit tests build their data inside the test. Only the tests on real digits (the slow scikit-learn
+comparisons, a small sample in test_search.py) use the MNIST files, through the session-scoped
+:func:`mnist` fixture, which skips (with the reason) when ``data/`` does not hold them: tests never
+download anything.
+"""
+
+import pytest
+
+from mnist_knn.datasets import MNIST_FILES
+from mnist_knn.paths import DATA_DIR
+
+
+def _missing_mnist_files():
+    return [name for pair in MNIST_FILES.values() for name in pair if not (DATA_DIR / name).is_file()]
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """Full MNIST as flat rows: ``(X_train (60000, 784) uint8, y_train, X_test (10000, 784) uint8, y_test)``.
+
+    Skips when the files are not in DATA_DIR (``make data`` fetches them).
+    """
+    missing = _missing_mnist_files()
+    if missing:
+        pytest.skip(f"MNIST files not in {DATA_DIR}: {', '.join(missing)}; run `make data`")
+    from mnist_knn import load_mnist
+
+    X_train, y_train = load_mnist("train")
+    X_test, y_test = load_mnist("test")
+    return X_train.reshape(len(X_train), -1), y_train, X_test.reshape(len(X_test), -1), y_test
