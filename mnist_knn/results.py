@@ -63,6 +63,7 @@ def record_result(key, *, notebook, description, error, ci_low, ci_high, path=No
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         f.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; the results file is for everyone
     os.replace(tmp, path)
     return entry
 
