@@ -20,9 +20,18 @@ independent of block size, thread count and the order of the queries. For intege
 the ranked quantities (sum of squares, of absolute values, of cubes) are exact integers.
 
 Peak memory beyond the inputs: a float32 copy of the training set (4 bytes per pixel: 188 MB for MNIST), one
-``block_size x n_train`` float32 buffer (default 512 x 60,000 = 123 MB) and the (n_query, k) results, whatever
-the number of queries. The two buffers are kept for the next call (memory fresh from the operating system is
-slow to touch); ``mnist_knn.search.release_buffers()`` frees them.
+``block_size x n_train`` float32 buffer for the products, one ``block_size x n_pixels`` float32 copy of the
+query block (by default the larger of 123 MB and 512 rows of each: 125 MB for MNIST's 60,000) and the
+(n_query, k) results, whatever the number of queries. The buffers are kept for the next call (memory fresh from
+the operating system is slow to touch); ``mnist_knn.search.release_buffers()`` frees them.
+
+Why the default block grows as the training set shrinks: every block costs one threaded matrix product and
+one launch of the parallel kernel, each with a fixed cost independent of the block's size. On cores shared
+with other busy processes that cost is large: measured on 2 shared cores, an empty 2-thread ``prange`` loop
+took about 12 ms (8 ms of CPU, apparently spinning until the second thread gets scheduled) against 2 us
+with one thread, and ``_search_block`` about 24 ms per call whether it had 1 or 512 rows. With fixed
+512-row blocks that was some 50 us per query, more than the search itself against a few hundred training
+rows. (Allocating the kernel's small per-row arrays costs about 0.05 us per row: not the problem.)
 """
 
 import hashlib
@@ -37,7 +46,10 @@ from numba import njit, prange
 from .distances import COS, L1, L2, LINF, LP, common_rows, finish_array, metric_code, power_sum
 from .paths import CACHE_DIR
 
-DEFAULT_BLOCK_SIZE = 512
+DEFAULT_BLOCK_SIZE = 512  # the fewest query rows per block by default
+# Default memory budget for one block's float32 products and query copy, in values: the 512 x 60,000
+# product buffer of a full MNIST search (123 MB). A smaller training set gets proportionally more rows.
+_BLOCK_VALUES = DEFAULT_BLOCK_SIZE * 60_000
 CACHE_VERSION = 1  # bump when a change to the search could change any cached result
 
 _U = 2.0**-24  # unit roundoff of float32
@@ -235,8 +247,10 @@ def kneighbors(X_train, X_query, k, metric="euclidean", p=2, *, block_size=None,
     p : float, default=2
         Exponent of the minkowski metric, p >= 1 (p = 1, 2, 3 and infinity use the exact special cases).
     block_size : int, optional
-        Query rows per block (default 512): bounds memory at ``block_size * n_train * 4`` bytes.
-        The result does not depend on it.
+        Query rows per block: bounds memory at ``block_size * (n_train + n_pixels) * 4`` bytes.
+        The default is 512, or as many rows as fit in 512 x 60,000 values (123 MB) if that is more: a
+        small training set gets fewer, larger blocks, so less fixed cost per query. The result does not
+        depend on it.
     cache : bool or path-like, default=False
         Store the result on disk (under ``data/cache/``, or the given directory) keyed by a hash of both
         arrays, ``metric``, ``p`` and the search version; a later call with the same inputs and the same or
@@ -271,7 +285,7 @@ def kneighbors(X_train, X_query, k, metric="euclidean", p=2, *, block_size=None,
         raise ValueError(f"k must be in [1, n_train={n_train}]; got k={k}.")
     k = int(k)
     if block_size is None:
-        block_size = DEFAULT_BLOCK_SIZE
+        block_size = max(DEFAULT_BLOCK_SIZE, _BLOCK_VALUES // (n_train + Xt.shape[1]))
     if not (isinstance(block_size, (int, np.integer)) and block_size >= 1):
         raise ValueError(f"block_size must be a positive integer; got block_size={block_size!r}.")
 
@@ -337,10 +351,13 @@ def _search(Xt, Xq, k, code, p, block_size):
     out_s = np.empty((n_query, k), dtype=np.float64)
     out_i = np.empty((n_query, k), dtype=np.int64)
     G = _buffer("G", min(block_size, n_query), n_train)
+    Q32 = _buffer("query32", min(block_size, n_query), n_feat)  # kept, not a fresh astype() per block
     for start in range(0, n_query, block_size):
         stop = min(start + block_size, n_query)
         Gb = G[: stop - start]
-        np.matmul(Xq[start:stop].astype(np.float32), Xt32.T, out=Gb)
+        Qb = Q32[: stop - start]
+        np.copyto(Qb, Xq[start:stop], casting="unsafe")
+        np.matmul(Qb, Xt32.T, out=Gb)
         _search_block(
             Gb, Xq[start:stop], Xt, qn[start:stop], tn, tnorm, qnnz[start:stop], tnnz,
             gamma, R, code, p, k, C, out_s[start:stop], out_i[start:stop],
