@@ -56,18 +56,45 @@ _U = 2.0**-24  # unit roundoff of float32
 
 
 @njit(inline="always")
-def _insert(best_s, best_i, s, j):
-    """Insert (s, j) into the sorted arrays if it beats the last entry (lexicographic order)."""
-    k = best_s.shape[0]
-    if s > best_s[k - 1] or (s == best_s[k - 1] and j >= best_i[k - 1]):
+def _before(s1, j1, s2, j2):
+    """(s1, j1) < (s2, j2) lexicographically: smaller distance first, then smaller training index."""
+    return s1 < s2 or (s1 == s2 and j1 < j2)
+
+
+@njit(inline="always")
+def _push(heap_s, heap_i, s, j):
+    """Keep the n smallest (s, j) seen so far in a max-heap (largest at position 0).
+
+    If (s, j) comes before the largest entry, it replaces it and sinks to its place: O(log n) per
+    insertion, where a sorted array costs O(n), which matters for the long candidate lists of large k.
+    """
+    n = heap_s.shape[0]
+    if not _before(s, j, heap_s[0], heap_i[0]):
         return
-    pos = k - 1
-    while pos > 0 and (best_s[pos - 1] > s or (best_s[pos - 1] == s and best_i[pos - 1] > j)):
-        best_s[pos] = best_s[pos - 1]
-        best_i[pos] = best_i[pos - 1]
-        pos -= 1
-    best_s[pos] = s
-    best_i[pos] = j
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= n:
+            break
+        if child + 1 < n and _before(heap_s[child], heap_i[child], heap_s[child + 1], heap_i[child + 1]):
+            child += 1
+        if not _before(s, j, heap_s[child], heap_i[child]):
+            break
+        heap_s[pos] = heap_s[child]
+        heap_i[pos] = heap_i[child]
+        pos = child
+    heap_s[pos] = s
+    heap_i[pos] = j
+
+
+@njit(inline="always")
+def _sorted_into(heap_s, heap_i, out_s, out_i):
+    """Write the heap's entries in lexicographic (s, j) order: by index, then stably by distance."""
+    by_index = np.argsort(heap_i, kind="mergesort")
+    order = by_index[np.argsort(heap_s[by_index], kind="mergesort")]
+    for pos in range(order.shape[0]):
+        out_s[pos] = heap_s[order[pos]]
+        out_i[pos] = heap_i[order[pos]]
 
 
 @njit(inline="always")
@@ -125,7 +152,8 @@ def _search_block(G, Xq, Xt, qn, tn, tnorm, qnnz, tnnz, gamma, R, code, p, k, C,
         xn = qn[r]
         xnorm = math.sqrt(xn)
         slack = 2.0 * gamma * xnorm
-        # 1. The C most promising training rows by the approximate score.
+        # 1. The C most promising training rows by the approximate score (cand_* and best_* are max-heaps
+        #    of the C, then k, lexicographically smallest (score, index) pairs, sorted at the very end).
         cand_s = np.full(C, np.inf)
         cand_i = np.full(C, n_train, dtype=np.int64)
         sc = np.empty(_CHUNK)
@@ -139,25 +167,25 @@ def _search_block(G, Xq, Xt, qn, tn, tnorm, qnnz, tnnz, gamma, R, code, p, k, C,
                     v = tn[j] - 2.0 * np.float64(g[j])
                 sc[j - j0] = v
                 lo = min(lo, v)
-            if lo < cand_s[C - 1]:
+            if lo < cand_s[0]:
                 for j in range(j0, j1):
-                    if sc[j - j0] < cand_s[C - 1]:
-                        _insert(cand_s, cand_i, sc[j - j0], j)
+                    if sc[j - j0] < cand_s[0]:
+                        _push(cand_s, cand_i, sc[j - j0], j)
         # 2. Their exact distances give the first threshold.
         best_s = np.full(k, np.inf)
         best_i = np.full(k, n_train, dtype=np.int64)
         for c in range(C):
             j = cand_i[c]
-            _insert(best_s, best_i, power_sum(xq, Xt[j], code, p), j)
-        tau = best_s[k - 1]
+            _push(best_s, best_i, power_sum(xq, Xt[j], code, p), j)
+        tau = best_s[0]
         t2 = _l2_threshold(code, p, tau, R, n_feat)
-        # Shortcut: every row outside the candidates scores at least cand_s[C - 1]; if even that
+        # Shortcut: every row outside the candidates scores at least cand_s[0]; if even that
         # row's lower bound clears the threshold, the candidates already hold the answer.
-        if code != COS and C < n_train and xn + cand_s[C - 1] - slack * max_tnorm > t2:
-            out_s[r] = best_s
-            out_i[r] = best_i
+        if code != COS and C < n_train and xn + cand_s[0] - slack * max_tnorm > t2:
+            _sorted_into(best_s, best_i, out_s[r], out_i[r])
             continue
         # 3. Every other row whose lower bound does not exceed the threshold is computed exactly.
+        cand_sorted = np.sort(cand_i)
         for j0 in range(0, n_train, _CHUNK):
             j1 = min(j0 + _CHUNK, n_train)
             if code != COS:
@@ -180,19 +208,14 @@ def _search_block(G, Xq, Xt, qn, tn, tnorm, qnnz, tnnz, gamma, R, code, p, k, C,
                 lb = _lower_bound(code, p, l2lb, g_hi, xnorm, tnorm[j], m, R)
                 if lb - 1e-9 * abs(lb) - 1e-12 > tau:
                     continue
-                seen = False
-                for c in range(C):
-                    if cand_i[c] == j:
-                        seen = True
-                        break
-                if seen:
+                at = np.searchsorted(cand_sorted, j)
+                if at < C and cand_sorted[at] == j:  # already computed in step 2
                     continue
-                _insert(best_s, best_i, power_sum(xq, Xt[j], code, p), j)
-                if best_s[k - 1] < tau:
-                    tau = best_s[k - 1]
+                _push(best_s, best_i, power_sum(xq, Xt[j], code, p), j)
+                if best_s[0] < tau:
+                    tau = best_s[0]
                     t2 = _l2_threshold(code, p, tau, R, n_feat)
-        out_s[r] = best_s
-        out_i[r] = best_i
+        _sorted_into(best_s, best_i, out_s[r], out_i[r])
 
 
 @njit(parallel=True, cache=True)
@@ -326,6 +349,11 @@ def kneighbors_loo(X, k, metric="euclidean", p=2, *, block_size=None, cache=Fals
 
 
 def _search(Xt, Xq, k, code, p, block_size):
+    if code == COS and Xt.dtype.kind == "f":
+        # The cosine ignores each row's scale, but the float32 product does not: a row far below the
+        # largest would underflow. Scale every row by the power of two that brings its largest magnitude
+        # into [0.5, 1): exact in float64, so every cosine is unchanged to the last bit.
+        Xt, Xq = _unit_scale_rows(Xt), _unit_scale_rows(Xq)
     scale = _safe_scale(Xt, Xq)
     if scale != 1.0:
         # Far from unit scale the float32 product would overflow or underflow: rescale by a power of
@@ -363,6 +391,12 @@ def _search(Xt, Xq, k, code, p, block_size):
             gamma, R, code, p, k, C, out_s[start:stop], out_i[start:stop],
         )
     return finish_array(out_s, code, p), out_i
+
+
+def _unit_scale_rows(X):
+    """Each row times the power of two that brings its largest magnitude into [0.5, 1); zero rows stay."""
+    _, exponent = np.frexp(np.abs(X).max(axis=1))
+    return np.ldexp(X, -exponent[:, None])
 
 
 def _safe_scale(Xt, Xq):
