@@ -21,6 +21,7 @@ from mnist_knn.estimator import KNNClassifier
 from mnist_knn.search import kneighbors
 
 KS = range(1, 11)
+END_TO_END_KS = (1, 2, 3, 4)  # scikit-learn predict calls on full MNIST: the slowest tests of the suite
 WEIGHTS = ("uniform", "distance")
 METRIC_PS = [
     ("euclidean", 2), ("manhattan", 2), ("chebyshev", 2), ("cosine", 2),
@@ -177,10 +178,12 @@ def euclidean_neighbours(mnist):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("weights", WEIGHTS)
-@pytest.mark.parametrize("k", KS)
+@pytest.mark.parametrize("k", END_TO_END_KS)
 def test_full_mnist_euclidean_predictions_equal_sklearn(mnist, euclidean_neighbours, k, weights):
-    """End to end: scikit-learn's brute-force classifier on the full training and test sets (about
-    7 s a call), against our one search voted at every k."""
+    """End to end: scikit-learn's brute-force classifier on the full training and test sets (7 to 20 s
+    a call here), against our one search voted at k = 1..4, odd and even (where its smallest-label tie
+    rule acts). Every k up to 10 is compared through scikit-learn's own vote on its own search in
+    ``test_mnist_predictions_equal_sklearn_for_every_k``."""
     X_train, y_train, X_test, _ = mnist
     d, i = euclidean_neighbours
     expected = KNeighborsClassifier(k, weights=weights, algorithm="brute").fit(X_train, y_train).predict(X_test)
@@ -189,6 +192,7 @@ def test_full_mnist_euclidean_predictions_equal_sklearn(mnist, euclidean_neighbo
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("metric", "p", "n_query"), [
+    ("euclidean", 2, None),
     ("manhattan", 2, None),
     ("cosine", 2, None),
     ("minkowski", 3, 300),
@@ -205,6 +209,12 @@ def test_mnist_predictions_equal_sklearn_for_every_k(mnist, metric, p, n_query):
     equal distances, and get its prediction for each k and weights from its own classifier on those
     neighbours (a precomputed sparse graph, see :func:`predictions_from_neighbours`), which is what its
     ``predict`` computes after the same search.
+
+    Predictions may then differ only where scikit-learn picked another of several exactly equidistant
+    training digits at the k-th place (see ``test_equidistant_neighbours_where_sklearn_picks_differently``);
+    the test asserts that every difference is of that kind and prints them (``pytest -rP``). On MNIST
+    they are rare for manhattan (a handful of rows), absent for cosine and p=3, and common for chebyshev,
+    whose distances are integers 0..255: there most lists of 10 end inside a group of equidistant digits.
     """
     X_train, y_train, X_test, _ = mnist
     if n_query is not None:
@@ -217,5 +227,5 @@ def test_mnist_predictions_equal_sklearn_for_every_k(mnist, metric, p, n_query):
         for weights in WEIGHTS:
             rows = comparison.check_predictions(k, weights)
             if len(rows):
-                differing[(k, weights)] = rows.tolist()
+                differing[f"k={k} {weights}"] = len(rows)
     report(f"{metric} p={p}", comparison, tie_rows, differing or "no row")
