@@ -21,9 +21,9 @@ test: env chromium data
 
 env: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --no-warn-script-location -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" || true
+	$(PY) -m pip install --quiet --no-warn-script-location -r requirements.txt -c constraints.txt 2>&1 | grep -v "is ignored: it is neither" || true
 	$(PY) -m pip install --quiet --no-deps -e . 2>&1 | grep -v "is ignored: it is neither" || true
 	$(PY) -c "import mnist_knn, numpy, sklearn, plotly, kaleido, numba, nbval"
 	touch $@
