@@ -26,7 +26,7 @@ import numba
 import numpy as np
 import pandas as pd
 
-from .distances import L2, L3, LP, common_rows, metric_code, power_sum
+from .distances import LP, common_rows, finish_array, metric_code, power_sum
 from .evaluate import mcnemar, wilson_interval
 from .search import kneighbors
 from .vote import predict_many
@@ -155,18 +155,7 @@ def rerank(X_train, X_query, indices, metric="minkowski", p=2):
         _candidate_sums(Xq, Xt, indices, code, p, sums)
     order = np.lexsort((indices, sums), axis=1) if indices.size else indices
     sums = np.take_along_axis(sums, order, axis=1).astype(np.float64)
-    return _finish(sums, code, p), np.take_along_axis(indices, order, axis=1)
-
-
-def _finish(sums, code, p):
-    """From power sums to distances, as the search does (the p-th root; identity for L1, L-inf, cosine)."""
-    if code == L2:
-        return np.sqrt(sums)
-    if code == L3:
-        return np.cbrt(sums)
-    if code == LP:
-        return sums ** (1.0 / p)
-    return sums
+    return finish_array(sums, code, p), np.take_along_axis(indices, order, axis=1)
 
 
 def to_uint8(images):
