@@ -27,15 +27,13 @@ sums over pixels. Distances are always returned as float64.
 """
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numba
 import numpy as np
 
 from .paths import CACHE_DIR
-from .search import _digest
+from .search import _digest, _save_atomically
 
 __all__ = [
     "TANGENTS",
@@ -879,13 +877,5 @@ def cached_distance(distance, X_train, X_query, candidates, *, cache=True, **par
         except Exception:  # noqa: BLE001 - unreadable or truncated: compute again and overwrite
             pass
     D = distance(*arrays, **params)
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, D)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _save_atomically(path, lambda f: np.save(f, D))
     return D

@@ -443,16 +443,22 @@ def _cached(Xt, Xq, k, metric, p, code, block_size, cache):
         except Exception:  # noqa: BLE001 - unreadable, truncated or foreign: search again, overwrite
             pass
     dist, ind = _search(Xt, Xq, k, code, p, block_size)
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    _save_atomically(path, lambda f: np.savez(f, distances=dist, indices=ind))
+    return dist, ind
+
+
+def _save_atomically(path, write):
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place: a reader never
+    sees a half-written cache file, and a failed write leaves nothing behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, distances=dist, indices=ind)
+            write(f)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return dist, ind
 
 
 __all__ = ["kneighbors", "kneighbors_loo", "cache_key", "DEFAULT_BLOCK_SIZE"]
