@@ -166,6 +166,40 @@ def test_sparse_uint8_images_match_brute_force(metric, p):
     assert got[1][3, :2].tolist() == [7, 1500]
 
 
+@pytest.mark.parametrize(("metric", "p"), METRIC_PS, ids=METRIC_IDS)
+def test_pixels_blank_in_one_set_only_match_brute_force(metric, p):
+    """The product skips pixels blank in every training image or in every query: skipping must not
+    change a distance, whichever side is blank (a pixel inked only in the queries still counts)."""
+    rng = np.random.default_rng(3)
+    X_train = rng.integers(0, 256, (400, 40)).astype(np.uint8)
+    X_query = rng.integers(0, 256, (25, 40)).astype(np.uint8)
+    X_train[:, 0:5] = 0  # blank in training only
+    X_query[:, 5:10] = 0  # blank in the queries only
+    X_train[:, 10:12] = X_query[:, 10:12] = 0  # blank in both
+    assert search._inked_columns(X_train, X_query).tolist() == list(range(12, 40))
+    got = kneighbors(X_train, X_query, 15, metric, p)
+    assert_same_neighbours(got, kernel_reference(X_train, X_query, 15, metric, p))
+    if (metric, p) in INTEGER_METRICS:
+        assert_same_neighbours(got, integer_reference(X_train, X_query, 15, metric, p))
+
+
+def test_all_pixels_blank_in_the_queries():
+    """Nothing left to multiply: every distance is the training row's own norm."""
+    X_train = np.arange(30, dtype=np.uint8).reshape(10, 3)
+    got = kneighbors(X_train, np.zeros((2, 3), dtype=np.uint8), 4)
+    assert_same_neighbours(got, integer_reference(X_train, np.zeros((2, 3), dtype=np.uint8), 4))
+
+
+def test_search_leaves_the_blas_thread_count_as_it_was():
+    """The search runs the BLAS single-threaded inside its own threads, then restores the limit."""
+    from threadpoolctl import threadpool_info
+
+    before = [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info()]
+    rng = np.random.default_rng(4)
+    kneighbors(sparse_digits(rng, 500), sparse_digits(rng, 50), 5, block_size=4)
+    assert [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info()] == before
+
+
 @given(integer_problems())
 @PROPERTY
 def test_integer_data_with_many_ties_matches_int64_brute_force(problem):
