@@ -410,31 +410,40 @@ def _search(Xt, Xq, k, code, p, block_size):
     rows = -(-min(block_size, n_query) // n_threads)  # per block: all threads' buffers fit block_size
     starts = iter(range(0, n_query, rows))
     lock = threading.Lock()
+    halt = threading.Event()  # set on an error or an interrupt: the other threads stop after their block
 
     def work(thread):
         G = _buffer(f"G{thread}", rows, n_train)
         Q32 = _buffer(f"query32-{thread}", rows, inked.size)
-        while True:
+        while not halt.is_set():
             with lock:
                 start = next(starts, None)
             if start is None:
                 return
             stop = min(start + rows, n_query)
             Gb, Qb = G[: stop - start], Q32[: stop - start]
-            _gather_columns_1(Xq[start:stop], inked, Qb)
-            np.matmul(Qb, Xt32.T, out=Gb)
-            _search_block(
-                Gb, Xq[start:stop], Xt, qn[start:stop], tn, tnorm, qnnz[start:stop], tnnz,
-                gamma, R, code, p, k, C, out_s[start:stop], out_i[start:stop],
-            )
+            try:
+                _gather_columns_1(Xq[start:stop], inked, Qb)
+                np.matmul(Qb, Xt32.T, out=Gb)
+                _search_block(
+                    Gb, Xq[start:stop], Xt, qn[start:stop], tn, tnorm, qnnz[start:stop], tnnz,
+                    gamma, R, code, p, k, C, out_s[start:stop], out_i[start:stop],
+                )
+            except BaseException:
+                halt.set()
+                raise
 
     n_workers = min(n_threads, -(-n_query // rows))
     if n_workers == 1:
         work(0)
     else:
         with _single_threaded_blas(), ThreadPoolExecutor(n_workers) as pool:
-            for done in [pool.submit(work, t) for t in range(n_workers)]:
-                done.result()  # re-raises a worker's exception
+            try:
+                for done in [pool.submit(work, t) for t in range(n_workers)]:
+                    done.result()  # re-raises a worker's exception
+            except BaseException:  # including KeyboardInterrupt in the waiting thread
+                halt.set()
+                raise
     return finish_array(out_s, code, p), out_i
 
 

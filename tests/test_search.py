@@ -200,6 +200,23 @@ def test_search_leaves_the_blas_thread_count_as_it_was():
     assert [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info()] == before
 
 
+def test_an_error_in_one_thread_stops_the_others_and_reaches_the_caller(monkeypatch, thread_counts):
+    numba.set_num_threads(2)
+    real, calls = search._search_block, []
+
+    def failing_block(G, *args):
+        calls.append(len(G))
+        if len(calls) == 2:
+            raise RuntimeError("block failed")
+        return real(G, *args)
+
+    monkeypatch.setattr(search, "_search_block", failing_block)
+    rng = np.random.default_rng(5)
+    with pytest.raises(RuntimeError, match="block failed"):
+        kneighbors(sparse_digits(rng, 300), sparse_digits(rng, 200), 3, block_size=4)  # 100 blocks of 2 rows
+    assert len(calls) < 10  # the search stopped soon after the failure instead of finishing all 100 blocks
+
+
 @given(integer_problems())
 @PROPERTY
 def test_integer_data_with_many_ties_matches_int64_brute_force(problem):
