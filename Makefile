@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]-*.ipynb))
 EXECUTED  := $(patsubst notebooks/%.ipynb,data/executed/%.stamp,$(NOTEBOOKS))
-PACKAGE   := $(wildcard mnist_knn/*.py)
+PACKAGE   := $(wildcard mnist_knn/*.py mnist_knn/*/*.py)
 
 .PHONY: report test env chromium data bench site clean-cache
 
@@ -32,7 +32,7 @@ chromium:
 	@bash scripts/ensure-chromium.sh
 
 data: env
-	$(PY) -m mnist_knn.datasets
+	$(PY) -m mnist_knn.data.datasets
 
 # Re-execute a notebook in place only when it or the package changed since its last run.
 data/executed/%.stamp: notebooks/%.ipynb $(PACKAGE) $(STAMP)
@@ -45,11 +45,11 @@ data/executed/%.stamp: notebooks/%.ipynb $(PACKAGE) $(STAMP)
 	touch $@
 
 site: env
-	$(PY) -m mnist_knn.site
+	$(PY) -m mnist_knn.report.site
 
 bench: env data
 	$(PY) -m pip install --quiet faiss-cpu==1.15.1 2>&1 | grep -v "is ignored: it is neither" || true
-	$(PY) -m mnist_knn.bench
+	$(PY) benchmarks/bench.py
 
 clean-cache:
 	rm -rf data/cache data/executed

@@ -8,7 +8,7 @@ download anything.
 
 import pytest
 
-from mnist_knn.datasets import MNIST_FILES
+from mnist_knn.data.datasets import MNIST_FILES
 from mnist_knn.paths import DATA_DIR
 
 

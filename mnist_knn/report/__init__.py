@@ -1,0 +1,30 @@
+"""The report layer: figures, the results file, the README's results block and the offline site.
+"""
+
+from ..lazy import exporter
+
+_EXPORTS = {
+    "plots": [
+        "DIGIT_COLORS",
+        "DIGIT_ORDER",
+        "INK_COLORSCALE",
+        "digit_grid",
+        "image_heatmap",
+        "save_figure",
+        "setup_notebook",
+    ],
+    "results": [
+        "load_results",
+        "record_result",
+    ],
+    "site": [
+        "README_END",
+        "README_START",
+        "build_site",
+        "notebook_pages",
+        "readme_block",
+        "results_rows",
+        "update_readme",
+    ],
+}
+__getattr__, __dir__, __all__ = exporter(__name__, _EXPORTS)

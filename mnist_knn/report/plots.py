@@ -1,0 +1,269 @@
+"""Figures: one colour per digit, digit galleries, and the one way figures are saved.
+
+Every notebook calls :func:`setup_notebook` in its first cell and saves figures only through
+:func:`save_figure`, which writes ``figures/<name>.png`` with kaleido (headless Chromium).
+"""
+
+import math
+import os
+import re
+
+import numpy as np
+import plotly.express as px
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.subplots import make_subplots
+
+from .. import paths, validation
+from ..store import write_atomically
+
+__all__ = [
+    "DIGIT_COLORS",
+    "DIGIT_ORDER",
+    "INK_COLORSCALE",
+    "digit_grid",
+    "image_heatmap",
+    "save_figure",
+    "setup_notebook",
+]
+
+DIGIT_ORDER = [str(d) for d in range(10)]
+"""Digits as strings, in order: pass as ``category_orders={"digit": DIGIT_ORDER}``."""
+
+DIGIT_COLORS = dict(zip(map(str, range(10)), px.colors.qualitative.D3))
+"""One colour per digit (keys ``"0"`` to ``"9"``), used by every figure."""
+
+INK_COLORSCALE = [[0.0, "white"], [1.0, "black"]]
+"""Greyscale with ink dark: pixel value 0 is white paper, 255 is black ink."""
+
+TEMPLATE = "plotly_white"
+WIDTH, HEIGHT = 800, 500  # layout pixels of a figure that sets no size of its own
+SAVE_SCALE = 2  # saved PNGs are rendered at twice the layout size (sharp on high-DPI screens)
+
+_NAME_PATTERN = re.compile(r"[0-9]{2}(-[a-z0-9]+)+")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Ancillary PNG chunks that may carry a time stamp or other text; never needed to show the image.
+_VOLATILE_PNG_CHUNKS = {b"tIME", b"tEXt", b"zTXt", b"iTXt"}
+
+
+def setup_notebook():
+    """Configure plotly for a notebook: renderer, template, sizes, and a running image server.
+
+    Sets ``plotly_mimetype+png`` as the renderer (interactive in JupyterLab, a PNG in static
+    viewers and in nbval's stored outputs), the ``plotly_white`` template, a default size of
+    800 x 500 layout pixels, and starts kaleido's image server once. Calling it again does
+    nothing new. Prints nothing.
+    """
+    pio.renderers.default = "plotly_mimetype+png"
+    pio.templates.default = TEMPLATE
+    pio.defaults.default_width = WIDTH
+    pio.defaults.default_height = HEIGHT
+    pio.defaults.default_scale = 1
+    _start_image_server()
+
+
+def _start_image_server():
+    """Start kaleido's sync server once, and drop plotly's default HTTP headers.
+
+    Plotly 7 passes ``defaults.headers`` (needed only for OpenStreetMap tiles) to kaleido as
+    ``kopts``, which a running server ignores with a ``UserWarning`` on every export.
+    """
+    import kaleido
+
+    pio.defaults.headers = None
+    kaleido.start_sync_server(silence_warnings=True)
+
+
+def save_figure(fig, name, *, width=None, height=None, scale=SAVE_SCALE):
+    """Write ``figures/<name>.png`` byte-stably and return the figure.
+
+    Parameters
+    ----------
+    fig : plotly.graph_objects.Figure
+    name : str
+        ``NN-kebab-case`` without extension, starting with the notebook's two-digit
+        number, e.g. ``"02-error-vs-k"``.
+    width, height : int, optional
+        Layout size in pixels; by default the figure's own layout size, else 800 x 500.
+    scale : float, default=2
+        Pixels per layout pixel in the PNG.
+
+    Returns
+    -------
+    fig : plotly.graph_objects.Figure
+        The same figure, so that a notebook cell can end with ``save_figure(fig, ...)``.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not ``NN-kebab-case``.
+
+    Notes
+    -----
+    The PNG is written to a temporary file and renamed into place, so a failed export never
+    leaves a truncated figure. Time-stamp and text chunks are removed, so the same figure
+    gives the same bytes on every run; an unchanged file is not rewritten. The first call
+    starts kaleido's image server (as :func:`setup_notebook` does) and sets
+    ``plotly.io.defaults.headers = None``.
+    """
+    if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            "name must be NN-kebab-case without extension, starting with the notebook's "
+            f"two-digit number (e.g. '02-error-vs-k'); got {name!r}."
+        )
+    _start_image_server()
+    width = width or fig.layout.width or WIDTH
+    height = height or fig.layout.height or HEIGHT
+    png = pio.to_image(fig, format="png", width=width, height=height, scale=scale)
+    png = _strip_volatile_chunks(png)
+    write_atomically(paths.FIGURES_DIR / f"{name}.png", png, skip_unchanged=True)
+    return fig
+
+
+def _strip_volatile_chunks(png):
+    """Return the PNG bytes without time-stamp and text chunks. Assumes a valid PNG."""
+    if not png.startswith(_PNG_SIGNATURE):
+        raise RuntimeError(f"kaleido returned {len(png)} bytes that are not a PNG.")
+    out, pos = [_PNG_SIGNATURE], len(_PNG_SIGNATURE)
+    while pos < len(png):
+        (length,) = np.frombuffer(png[pos : pos + 4], dtype=">u4")
+        end = pos + 12 + int(length)
+        chunk_type = png[pos + 4 : pos + 8]
+        if chunk_type not in _VOLATILE_PNG_CHUNKS:
+            out.append(png[pos:end])
+        pos = end
+    return b"".join(out)
+
+
+def _heatmap(image, zmin, zmax, colorscale):
+    """One image as a heatmap trace, row 0 at the top. Assumes a 2-D array."""
+    return go.Heatmap(
+        z=image,
+        zmin=zmin,
+        zmax=zmax,
+        colorscale=colorscale,
+        showscale=False,
+        hovertemplate="row %{y}, column %{x}: %{z}<extra></extra>",
+    )
+
+
+def digit_grid(
+    images,
+    titles=None,
+    n_cols=10,
+    title_color="red",
+    *,
+    cell_size=80,
+    zmin=0,
+    zmax=255,
+    colorscale=INK_COLORSCALE,
+    title=None,
+):
+    """A gallery of digit images as a grid of small heatmaps, ink dark on white.
+
+    Parameters
+    ----------
+    images : array-like of shape (n_images, height, width) or (n_images, height * width)
+        Pixel values, by default on the MNIST scale 0-255. Flat rows must be square images.
+    titles : sequence of str of length n_images, optional
+        A short title above each image, e.g. its label ``"7"`` or ``"3→5 (d=1234)"``.
+    n_cols : int, default=10
+        Images per row; the number of rows follows.
+    title_color : str or sequence of str, default="red"
+        Colour of the image titles: one for all, or one per image.
+    cell_size : int, default=80
+        Layout pixels per grid cell; sets the figure's width and height.
+    zmin, zmax : float, default=0, 255
+        Pixel values drawn as white and as black.
+    colorscale : plotly colorscale, default=INK_COLORSCALE
+    title : str, optional
+        The figure's title: state the finding.
+
+    Returns
+    -------
+    fig : plotly.graph_objects.Figure
+        ``n_images`` heatmap traces, each in its own subplot, with no axes and equal aspect.
+
+    Raises
+    ------
+    ValueError
+        If the images are not 2-D, or ``titles`` or ``title_color`` has the wrong length,
+        or ``n_cols < 1``.
+    """
+    images = validation.images(images)
+    n = len(images)
+    if n == 0:
+        raise ValueError("images is empty; need at least one image.")
+    if n_cols < 1:
+        raise ValueError(f"n_cols must be at least 1; got {n_cols}.")
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"titles has {len(titles)} entries; images has {n}.")
+    colors = [title_color] * n if isinstance(title_color, str) else list(title_color)
+    if len(colors) != n:
+        raise ValueError(f"title_color has {len(colors)} entries; images has {n}.")
+
+    n_cols = min(n_cols, n)
+    n_rows = -(-n // n_cols)
+    top = 60 if title else 20
+    title_space = 18 if titles is not None else 0
+    fig = make_subplots(
+        rows=n_rows,
+        cols=n_cols,
+        subplot_titles=None if titles is None else [str(t) for t in titles],
+        horizontal_spacing=4 / (cell_size * n_cols) if n_cols > 1 else 0,
+        vertical_spacing=(title_space + 4) / ((cell_size + title_space) * n_rows) if n_rows > 1 else 0,
+    )
+    for i, image in enumerate(images):
+        fig.add_trace(_heatmap(image, zmin, zmax, colorscale), row=i // n_cols + 1, col=i % n_cols + 1)
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", constrain="domain")
+    for i in range(n):
+        suffix = "" if i == 0 else str(i + 1)
+        fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
+    for annotation, color in zip(fig.layout.annotations, colors):
+        annotation.font = dict(color=color, size=12)
+    fig.update_layout(
+        width=cell_size * n_cols + 40,
+        height=(cell_size + title_space) * n_rows + top + 10,
+        margin=dict(l=20, r=20, t=top, b=10),
+        title=title,
+    )
+    return fig
+
+
+def image_heatmap(
+    image, *, title=None, zmin=0, zmax=255, colorscale=INK_COLORSCALE, colorbar_title="Pixel value", size=400
+):
+    """One image as a large heatmap with pixel coordinates, ink dark on white.
+
+    Parameters
+    ----------
+    image : array-like of shape (height, width)
+    title : str, optional
+    zmin, zmax : float, default=0, 255
+        Pixel values drawn as white and as black.
+    colorscale : plotly colorscale, default=INK_COLORSCALE
+    colorbar_title : str, default="Pixel value"
+    size : int, default=400
+        Figure width and height in layout pixels.
+
+    Returns
+    -------
+    fig : plotly.graph_objects.Figure
+
+    Raises
+    ------
+    ValueError
+        If ``image`` is not 2-D.
+    """
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"image must have shape (height, width); got shape {image.shape}.")
+    fig = go.Figure(_heatmap(image, zmin, zmax, colorscale))
+    fig.update_traces(showscale=True, colorbar=dict(title=colorbar_title, thickness=12))
+    fig.update_xaxes(title="Column", constrain="domain")
+    fig.update_yaxes(title="Row", autorange="reversed", scaleanchor="x", constrain="domain")
+    fig.update_layout(
+        width=size + 100, height=size, title=title, margin=dict(l=60, r=20, t=50 if title else 20, b=50)
+    )
+    return fig

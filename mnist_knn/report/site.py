@@ -1,0 +1,677 @@
+"""The rendered report: an offline HTML site of the executed notebooks, and the README's results table.
+
+Run ``python -m mnist_knn.report.site`` (``make site``) to build ``site/`` and refresh the README's results
+block; ``python -m mnist_knn.report.site --readme`` refreshes only the README. Nothing is executed: the
+notebooks are rendered with the outputs they carry.
+
+The site works from ``file://`` without a network: ``index.html`` (the questions of every notebook and
+the headline results from ``results.json``), one page per notebook (``NN-slug.html``) with generated
+previous / index / next navigation, figures as the PNGs stored in the notebooks, and for each figure an
+interactive page ``figures/<page>-<n>.html`` that loads the one copy of ``plotly.min.js`` in the site.
+Links between notebooks (``02-x.ipynb#Section``) point to the notebook pages, and links to files of the
+repository (``../mnist_knn/vote.py``) to syntax-highlighted copies in ``site/code/``.
+"""
+
+import argparse
+import html
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+from .. import paths
+from .results import load_results
+
+__all__ = [
+    "README_END",
+    "README_START",
+    "build_site",
+    "notebook_pages",
+    "readme_block",
+    "results_rows",
+    "update_readme",
+]
+
+README_START = "<!-- results:start -->"
+README_END = "<!-- results:end -->"
+SITE_TITLE = "k-NN on MNIST"
+SITE_DESCRIPTION = (
+    "How useful is k-nearest-neighbours for handwritten digits? A measured report on MNIST, "
+    "one question per notebook."
+)
+# plotly.js buttons that would send the figure's data to plotly's servers, or link to them
+OFFLINE_PLOTLY_CONFIG = {"showSendToCloud": False, "displaylogo": False}
+NOTEBOOK_GLOB = "[0-9][0-9]-*.ipynb"
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+MARKER_FILE = ".mnist-knn-site"  # marks a directory this module built, so a rebuild may empty it
+TEXT_SUFFIXES = {
+    ".py", ".md", ".txt", ".toml", ".cfg", ".ini", ".yml", ".yaml", ".json", ".csv", ".sh", ".j2", ".css",
+}
+TEXT_NAMES = {"Makefile", "LICENSE", "run"}
+_URL_ATTRIBUTE = re.compile(r'\b(href|src)="([^"]*)"')
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_TAG = re.compile(r"<[^>]+>")
+
+
+# ----------------------------------------------------------------------------------------------
+# Notebooks
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class NotebookPage:
+    """One notebook and the site page made from it."""
+
+    path: Path
+    title: str  # the `#` title as Markdown, e.g. "01 · A tour of MNIST"
+    questions: str  # the numbered list of questions under the title, as Markdown ("" if none)
+
+    @property
+    def stem(self):
+        return self.path.stem
+
+    @property
+    def html_name(self):
+        return f"{self.stem}.html"
+
+    @property
+    def title_text(self):
+        """The title as plain text (Markdown emphasis and code marks removed)."""
+        return html.unescape(_TAG.sub("", _inline_markdown(self.title)))
+
+
+def notebook_pages(notebooks_dir=None):
+    """The numbered notebooks ``NN-*.ipynb`` in order, with their titles and questions.
+
+    Parameters
+    ----------
+    notebooks_dir : path-like, optional
+        Default ``notebooks/`` of the project.
+
+    Returns
+    -------
+    list of NotebookPage
+    """
+    import nbformat
+
+    pages = []
+    for path in sorted(Path(notebooks_dir or paths.NOTEBOOKS_DIR).glob(NOTEBOOK_GLOB)):
+        nb = nbformat.read(path, as_version=4)
+        first = next((c.source for c in nb.cells if c.cell_type == "markdown"), "")
+        title, questions = _title_and_questions(first)
+        pages.append(NotebookPage(path=path, title=title or path.stem, questions=questions))
+    return pages
+
+
+def _title_and_questions(source):
+    """The ``# `` title line and the first numbered list of a notebook's first Markdown cell."""
+    lines = source.splitlines()
+    title = next((line[2:].strip() for line in lines if line.startswith("# ")), "")
+    questions, in_list = [], False
+    for line in lines:
+        if re.match(r"\s{0,3}\d+[.)]\s", line):
+            in_list = True
+        elif in_list and not line.strip():
+            break
+        if in_list:
+            questions.append(line)
+    return title, "\n".join(questions)
+
+
+# ----------------------------------------------------------------------------------------------
+# Results: the table of the README and of the index page
+# ----------------------------------------------------------------------------------------------
+
+def _percent(x):
+    return f"{100 * float(x):.2f}%"
+
+
+def _config_text(config):
+    parts = []
+    for key, value in (config or {}).items():
+        if isinstance(value, (list, tuple)):
+            value = ", ".join(map(str, value))
+        elif isinstance(value, bool):
+            value = "yes" if value else "no"
+        elif value is None:
+            value = "none"
+        parts.append(f"{key.replace('_', ' ')} = {value}")
+    return "; ".join(parts) if parts else "-"
+
+
+def _notebook_stem(name):
+    """``"02-x.ipynb"``, ``"notebooks/02-x.ipynb"`` or ``"02-x"`` -> ``"02-x"``."""
+    name = Path(str(name)).name
+    return name[: -len(".ipynb")] if name.endswith(".ipynb") else name
+
+
+def results_rows(results):
+    """The recorded results as table rows, in notebook order, formatted for display.
+
+    Parameters
+    ----------
+    results : dict
+        ``{key: {notebook, description, error, ci_low, ci_high, config}}`` as in ``results.json``
+        (errors as fractions).
+
+    Returns
+    -------
+    list of dict
+        Keys ``key``, ``description``, ``error`` (``"3.09%"``), ``ci`` (``"2.77%–3.45%"``),
+        ``config`` (``"k = 3; metric = euclidean"``) and ``stem`` (the notebook's file stem).
+    """
+    rows = []
+    for key, entry in results.items():
+        rows.append({
+            "key": key,
+            "description": str(entry.get("description", key)),
+            "error": _percent(entry["error"]),
+            "ci": f"{_percent(entry['ci_low'])}–{_percent(entry['ci_high'])}",
+            "config": _config_text(entry.get("config")),
+            "stem": _notebook_stem(entry.get("notebook", "")),
+        })
+    return sorted(rows, key=lambda row: (row["stem"], row["key"]))
+
+
+def _md_cell(text):
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def readme_block(results, notebooks_dir=None):
+    """The Markdown between the README's results markers, generated from ``results``.
+
+    Parameters
+    ----------
+    results : dict
+        As returned by :func:`mnist_knn.report.results.load_results`; may be empty.
+    notebooks_dir : path-like, optional
+        Where to look up the notebooks' titles for the links (default ``notebooks/``).
+
+    Returns
+    -------
+    str
+        Starts and ends with a newline, so that the markers stay on lines of their own.
+    """
+    note = "<!-- Generated from results.json by `python -m mnist_knn.report.site --readme`; do not edit by hand. -->"
+    rows = results_rows(results)
+    if not rows:
+        return f"\n{note}\n_No results recorded yet: `make report` runs the notebooks, which write them._\n"
+    titles = {page.stem: page.title_text for page in notebook_pages(notebooks_dir)}
+    lines = [
+        note,
+        "| Result | Test error (95% CI) | Configuration | Notebook |",
+        "|---|---|---|---|",
+    ]
+    for row in rows:
+        label = titles.get(row["stem"], row["stem"])
+        lines.append(
+            f"| {_md_cell(row['description'])} | {row['error']} ({row['ci']}) | {_md_cell(row['config'])} "
+            f"| [{_md_cell(label)}](notebooks/{quote(row['stem'])}.ipynb) |"
+        )
+    return "\n" + "\n".join(lines) + "\n"
+
+
+def update_readme(readme=None, results=None, notebooks_dir=None):
+    """Rewrite the block between ``README_START`` and ``README_END`` in the README.
+
+    Parameters
+    ----------
+    readme : path-like, optional
+        Default ``README.md`` of the project.
+    results : dict, optional
+        Default: the project's ``results.json`` (empty if it does not exist).
+    notebooks_dir : path-like, optional
+
+    Returns
+    -------
+    bool
+        Whether the file changed.
+
+    Raises
+    ------
+    ValueError
+        If the README does not contain both markers, in order.
+    """
+    readme = Path(readme or paths.PROJECT_ROOT / "README.md")
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise ValueError(
+            f"{readme} must contain the lines {README_START} and {README_END} (in this order); "
+            "the results table is generated between them."
+        )
+    results = load_results() if results is None else results
+    new = text[: start + len(README_START)] + readme_block(results, notebooks_dir) + text[end:]
+    if new == text:
+        return False
+    readme.write_text(new, encoding="utf-8")
+    return True
+
+
+def readme_block_in(text):
+    """The text between the results markers of a README (``None`` if the markers are missing)."""
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return None
+    return text[start + len(README_START) : end]
+
+
+# ----------------------------------------------------------------------------------------------
+# The site
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class SiteBuild:
+    """What a build wrote, and what it could not resolve."""
+
+    out_dir: Path
+    pages: list = field(default_factory=list)  # site-relative paths of the HTML pages written
+    figures: list = field(default_factory=list)  # site-relative paths of the interactive figure pages
+    warnings: list = field(default_factory=list)
+
+
+class _Builder:
+    def __init__(self, out_dir, notebooks_dir, results_path, project_root):
+        self.out = Path(out_dir)
+        self.notebooks_dir = Path(notebooks_dir).resolve()
+        self.results_path = Path(results_path)
+        self.root = Path(project_root).resolve()
+        self.report = SiteBuild(out_dir=self.out)
+        self.repo_files = {}  # repo-relative path -> site-relative path of its copy
+        self.pages = notebook_pages(self.notebooks_dir)
+        self.stems = {page.stem for page in self.pages}
+        self.current = None  # the notebook being rendered, for messages
+
+        import jinja2
+
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True, keep_trailing_newline=True
+        )
+
+    # -- links ---------------------------------------------------------------------------------
+
+    def warn(self, message):
+        where = f"{self.current}: " if self.current else ""
+        self.report.warnings.append(where + message)
+
+    def rewrite_links(self, fragment, source_dir=None):
+        """Rewrite the relative ``href``/``src`` of HTML rendered from a notebook's Markdown."""
+        source_dir = Path(source_dir or self.notebooks_dir)
+
+        def replace(match):
+            attribute, value = match.group(1), html.unescape(match.group(2))
+            new = self._site_url(value, source_dir)
+            return f'{attribute}="{html.escape(new, quote=True)}"'
+
+        return _URL_ATTRIBUTE.sub(replace, fragment)
+
+    def _site_url(self, url, source_dir):
+        if not url or url.startswith(("#", "/")) or _SCHEME.match(url):
+            return url
+        parts = urlsplit(url)
+        anchor = f"#{parts.fragment}" if parts.fragment else ""
+        target = (source_dir / unquote(parts.path)).resolve()
+        if target.suffix == ".ipynb" and target.parent == self.notebooks_dir:
+            if target.stem not in self.stems:
+                self.warn(f"link to a notebook that does not exist (yet): {url}")
+            return f"{quote(target.stem)}.html{anchor}"
+        if not target.is_relative_to(self.root):
+            self.warn(f"link outside the project left as it is: {url}")
+            return url
+        if not target.exists():
+            self.warn(f"link to a missing file left as it is: {url}")
+            return url
+        site_path = self._copy_repo_path(target)
+        if re.fullmatch(r"L\d+(-L\d+)?", parts.fragment or ""):  # GitHub-style line anchors
+            anchor = "#L-" + parts.fragment.split("-")[0][1:]
+        return quote(site_path) + anchor
+
+    def _copy_repo_path(self, target):
+        """Site-relative path of a repository file or directory, rendered into site/code/."""
+        rel = target.relative_to(self.root).as_posix()
+        if rel in self.repo_files:
+            return self.repo_files[rel]
+        if target.is_dir():
+            site_path = f"code/{rel}/index.html" if rel != "." else "code/index.html"
+            self.repo_files[rel] = site_path
+            self._write_listing(target, rel, site_path)
+        elif _is_text(target):
+            site_path = f"code/{rel}.html"
+            self.repo_files[rel] = site_path
+            self._write_code_page(target, rel, site_path)
+        else:
+            site_path = f"code/{rel}"
+            self.repo_files[rel] = site_path
+            (self.out / site_path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(target, self.out / site_path)
+        return site_path
+
+    # -- pages ---------------------------------------------------------------------------------
+
+    def _nav(self, index, where, depth=0):
+        up = "../" * depth
+        if index is None:
+            prev = nxt = None
+        else:
+            prev = self.pages[index - 1] if index > 0 else None
+            nxt = self.pages[index + 1] if index + 1 < len(self.pages) else None
+
+        def link(page, arrow_before, arrow_after, css):
+            if page is None:
+                return f'<span class="{css}"></span>'
+            label = html.escape(page.title_text)
+            return (
+                f'<span class="{css}"><a href="{up}{quote(page.html_name)}" rel="{css}">'
+                f"{arrow_before}{label}{arrow_after}</a></span>"
+            )
+
+        return (
+            f'<nav class="site-nav {where}" aria-label="Notebooks">'
+            + link(prev, "← ", "", "prev")
+            + f'<span class="up"><a href="{up}index.html">Index</a></span>'
+            + link(nxt, "", " →", "next")
+            + "</nav>"
+        )
+
+    def _render(self, template, site_path, **context):
+        depth = site_path.count("/")
+        context.setdefault("root", "../" * depth)
+        context.setdefault("scripts", [])
+        context.setdefault("nav", self._markup(self._nav(None, "top", depth)))
+        text = self.env.get_template(template).render(**context)
+        self._write(site_path, text)
+
+    def _write(self, site_path, text):
+        path = self.out / site_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        self.report.pages.append(site_path)
+
+    @staticmethod
+    def _markup(text):
+        import markupsafe
+
+        return markupsafe.Markup(text)
+
+    def _write_code_page(self, target, rel, site_path):
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import TextLexer, get_lexer_for_filename
+
+        source = target.read_text(encoding="utf-8", errors="replace")
+        if target.suffix == ".md":
+            from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+            body = '<div class="markdown-body">' + self.rewrite_links(
+                markdown2html_mistune(source), target.parent
+            ) + "</div>"
+            # the links above are relative to site/, the page lives deeper: prefix them
+            body = _prefix_relative(body, "../" * site_path.count("/"))
+            style = ""
+        else:
+            try:
+                lexer = get_lexer_for_filename(target.name, stripnl=False)
+            except Exception:  # pygments raises ClassNotFound for unknown names
+                lexer = TextLexer(stripnl=False)
+            formatter = HtmlFormatter(linenos="table", lineanchors="L", anchorlinenos=True, wrapcode=True)
+            body = highlight(source, lexer, formatter)
+            style = formatter.get_style_defs(".code-body")
+        self._render(
+            "code.html.j2", site_path, title=f"{rel} · {SITE_TITLE}", path=rel,
+            body=self._markup(f"<style>{style}</style>{body}" if style else body),
+        )
+
+    def _write_listing(self, target, rel, site_path):
+        items = []
+        for child in sorted(target.iterdir()):
+            if child.name.startswith((".", "__")) or not (child.is_file() and _is_text(child)):
+                continue
+            child_site = self._copy_repo_path(child)
+            href = _relative(child_site, site_path)
+            items.append(f'<li><a href="{quote(href)}">{html.escape(child.name)}</a></li>')
+        body = '<ul class="listing">' + "".join(items) + "</ul>"
+        self._render("code.html.j2", site_path, title=f"{rel}/ · {SITE_TITLE}", path=f"{rel}/",
+                     body=self._markup(body))
+
+    def _figure_page(self, page, n, figure):
+        import plotly.io as pio
+
+        from .plots import HEIGHT, WIDTH  # the size of a figure whose layout sets none, as in the PNGs
+
+        site_path = f"figures/{page.stem}-{n}.html"
+        plot = pio.to_html(
+            figure, config={**OFFLINE_PLOTLY_CONFIG, **(figure.get("config") or {})},
+            include_plotlyjs=False, full_html=False,
+            validate=False, div_id=f"figure-{n}",
+            default_width=f"{WIDTH}px", default_height=f"{HEIGHT}px",
+        )
+        self._render(
+            "figure.html.j2", site_path,
+            title=f"Figure {n}: {_figure_title(figure) or page.title_text}",
+            n=n, notebook_title=page.title_text,
+            back_href=f"../{quote(page.html_name)}#figure-{n}",
+            plot=self._markup(plot), scripts=["../plotly.min.js"],
+        )
+        self.report.figures.append(site_path)
+        return site_path
+
+    def _prepare_figures(self, page, nb):
+        """Move each plotly figure out of the notebook into its own page; tag its PNG output."""
+        n = 0
+        for cell in nb.cells:
+            for output in cell.get("outputs", []):
+                data = output.get("data", {})
+                if PLOTLY_MIME not in data:
+                    continue
+                n += 1
+                figure = data.pop(PLOTLY_MIME)
+                href = self._figure_page(page, n, figure)
+                title = _figure_title(figure)
+                if "image/png" in data:
+                    output.setdefault("metadata", {})["site_figure"] = {
+                        "id": f"figure-{n}", "n": n, "href": href, "alt": title or f"Figure {n}",
+                    }
+                else:
+                    self.warn(f"figure {n} has no PNG output: the page shows only a link to it")
+                    data["text/html"] = (
+                        f'<p id="figure-{n}">Figure {n} has no static image: '
+                        f'<a href="{html.escape(href)}">open the interactive version</a>.</p>'
+                    )
+
+    def build(self):
+        self._prepare_out_dir()
+        self._write_static()
+        exporter = self._exporter()
+        for index, page in enumerate(self.pages):
+            self.current = page.path.name
+            self._notebook_page(exporter, index, page)
+        self.current = None
+        self._index_page()
+        return self.report
+
+    def _prepare_out_dir(self):
+        out = self.out
+        if out.exists() and any(out.iterdir()):
+            if not (out / MARKER_FILE).exists():
+                raise FileExistsError(
+                    f"{out} is not empty and was not built by mnist_knn.report.site (no {MARKER_FILE}); "
+                    "refusing to delete it. Choose an empty or new directory."
+                )
+            for child in out.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        out.mkdir(parents=True, exist_ok=True)
+        (out / MARKER_FILE).write_text("Built by `python -m mnist_knn.report.site`; rebuilt from scratch each time.\n")
+
+    def _write_static(self):
+        import plotly
+
+        (self.out / "static").mkdir(exist_ok=True)
+        shutil.copyfile(TEMPLATES_DIR / "site.css", self.out / "static" / "site.css")
+        plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+        shutil.copyfile(plotly_js, self.out / "plotly.min.js")
+
+    def _exporter(self):
+        from nbconvert import HTMLExporter
+
+        exporter = HTMLExporter(
+            template_name="lab",
+            template_file="notebook.html.j2",
+            extra_template_paths=[str(TEMPLATES_DIR)],
+            exclude_anchor_links=False,
+        )
+        exporter.register_filter("site_links", self.rewrite_links)
+        return exporter
+
+    def _notebook_page(self, exporter, index, page):
+        import nbformat
+
+        nb = nbformat.read(page.path, as_version=4)
+        self._prepare_figures(page, nb)
+        if any(c.cell_type == "markdown" and re.search(r"(?<!\\)\$[^$\n]+\$", c.source) for c in nb.cells):
+            self.warn("Markdown contains $...$ math; the offline site shows it as plain TeX (no MathJax)")
+        resources = {
+            "metadata": {"name": page.title_text, "path": str(page.path.parent)},
+            "site": {"nav_top": self._nav(index, "top"), "nav_bottom": self._nav(index, "bottom")},
+        }
+        body, _ = exporter.from_notebook_node(nb, resources=resources)
+        self._write(page.html_name, body)
+
+    def _index_page(self):
+        from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+        results = load_results(self.results_path)
+        rows = results_rows(results)
+        titles = {page.stem: page.title_text for page in self.pages}
+        for row in rows:
+            row["notebook"] = titles.get(row["stem"], row["stem"])
+            row["href"] = f"{quote(row['stem'])}.html"
+            if row["stem"] not in self.stems:
+                self.warn(f"results.json: {row['key']} names a notebook that does not exist: {row['stem']}")
+        notebooks = [
+            {
+                "href": quote(page.html_name),
+                "title_html": self._markup(self.rewrite_links(_inline_markdown(page.title))),
+                "questions_html": self._markup(self.rewrite_links(markdown2html_mistune(page.questions)))
+                if page.questions else "",
+            }
+            for page in self.pages
+        ]
+        self._render(
+            "index.html.j2", "index.html", title=SITE_TITLE, heading=SITE_TITLE,
+            description=SITE_DESCRIPTION, rows=rows, notebooks=notebooks,
+            nav=self._markup(""),
+        )
+
+
+def _inline_markdown(text):
+    """Markdown of one line to HTML without the enclosing paragraph."""
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    rendered = markdown2html_mistune(text).strip()
+    match = re.fullmatch(r"<p>(.*)</p>", rendered, flags=re.S)
+    return match.group(1) if match else rendered
+
+
+def _figure_title(figure):
+    title = (figure.get("layout") or {}).get("title")
+    if isinstance(title, dict):
+        title = title.get("text")
+    return html.unescape(_TAG.sub(" ", title)).strip() if isinstance(title, str) else ""
+
+
+def _is_text(path):
+    return path.suffix in TEXT_SUFFIXES or path.name in TEXT_NAMES
+
+
+def _relative(target, start):
+    """Path of site-relative ``target`` as seen from the page at site-relative ``start``."""
+    import posixpath
+
+    return posixpath.relpath(target, posixpath.dirname(start) or ".")
+
+
+def _prefix_relative(fragment, prefix):
+    """Prefix every relative href/src in an HTML fragment (for pages below the site root)."""
+    if not prefix:
+        return fragment
+
+    def replace(match):
+        value = html.unescape(match.group(2))
+        if not value or value.startswith(("#", "/")) or _SCHEME.match(value):
+            return match.group(0)
+        return f'{match.group(1)}="{html.escape(prefix + value, quote=True)}"'
+
+    return _URL_ATTRIBUTE.sub(replace, fragment)
+
+
+def build_site(out_dir=None, *, notebooks_dir=None, results_path=None, project_root=None):
+    """Render every executed notebook into a static, offline HTML site. Nothing is executed.
+
+    Parameters
+    ----------
+    out_dir : path-like, optional
+        Default ``site/`` of the project. Emptied first; refuses a non-empty directory that it did
+        not build itself.
+    notebooks_dir : path-like, optional
+        Default ``notebooks/``: every ``NN-*.ipynb`` in it becomes a page, in name order.
+    results_path : path-like, optional
+        Default ``results.json``; when it does not exist, the index says no results are recorded yet.
+    project_root : path-like, optional
+        Links from the notebooks may point to files under this directory (default: the project).
+
+    Returns
+    -------
+    SiteBuild
+        The pages and figures written, and warnings about links that could not be resolved.
+    """
+    builder = _Builder(
+        out_dir=out_dir or paths.PROJECT_ROOT / "site",
+        notebooks_dir=notebooks_dir or paths.NOTEBOOKS_DIR,
+        results_path=results_path or paths.RESULTS_FILE,
+        project_root=project_root or paths.PROJECT_ROOT,
+    )
+    return builder.build()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m mnist_knn.report.site",
+        description="Render the executed notebooks into an offline HTML site and refresh the README's "
+        "results table (nothing is executed).",
+    )
+    parser.add_argument("--readme", action="store_true",
+                        help="only rewrite the README's results block from results.json")
+    parser.add_argument("--out", type=Path, default=paths.PROJECT_ROOT / "site",
+                        help="output directory (default: site/)")
+    args = parser.parse_args(argv)
+
+    readme = paths.PROJECT_ROOT / "README.md"
+    try:
+        changed = update_readme(readme)
+    except ValueError as error:
+        if args.readme:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        print(f"warning: README not updated: {error}", file=sys.stderr)
+    else:
+        print(f"README.md results block {'updated' if changed else 'already up to date'}.")
+    if args.readme:
+        return 0
+
+    report = build_site(args.out)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(
+        f"Wrote {len(report.pages)} pages ({len(report.figures)} interactive figures) to "
+        f"{report.out_dir}; open {report.out_dir / 'index.html'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

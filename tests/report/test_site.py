@@ -1,0 +1,488 @@
+"""The rendered report: the results table (README and index), the offline site, and a real browser.
+
+The browser check drives Debian's headless Chromium over the DevTools protocol through a pipe
+(``--remote-debugging-pipe``; no extra package, no network port) and loads every page from ``file://``.
+"""
+
+import base64
+import fcntl
+import html
+import json
+import os
+import queue
+import re
+import shutil
+import struct
+import subprocess
+import threading
+import time
+import zlib
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import nbformat
+import pytest
+
+from mnist_knn import paths
+from mnist_knn.report import site
+from mnist_knn.report.results import load_results
+
+SAMPLE_RESULTS = {
+    "02-l2-best-k": {
+        "notebook": "02-beta.ipynb",
+        "description": "Plain L2 k-NN, best k",
+        "error": 0.0309, "ci_low": 0.02774, "ci_high": 0.034405,
+        "config": {"k": 3, "metric": "euclidean"},
+    },
+    "01-nearest-mean": {
+        "notebook": "01-alpha.ipynb",
+        "description": "Nearest mean image | one per class",
+        "error": 0.1797, "ci_low": 0.172301, "ci_high": 0.187338,
+        "config": {"preprocessing": ["deskew", "blur"], "weights": None},
+    },
+}
+LOADING_TAGS = {"script", "link", "img", "iframe", "source", "embed", "object"}  # tags that fetch their URL
+REMOTE = re.compile(r"^(https?:)?//", re.I)
+
+
+class _LinkParser(HTMLParser):
+    """The href and src attributes of the real tags of a page (not text that merely looks like one, such as
+    ``href="..."`` inside a highlighted source file)."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.urls = []  # every href and src
+        self.loaded = []  # (tag, url) of the URLs a browser fetches while loading the page
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if value is None:
+                continue
+            if name in ("href", "src"):
+                self.urls.append(value)
+            if tag in LOADING_TAGS and name in ("href", "src", "data"):
+                self.loaded.append((tag, value))
+
+
+def _parse(page_html):
+    parser = _LinkParser()
+    parser.feed(page_html)
+    parser.close()
+    return parser
+
+
+def _urls(page_html):
+    """Every href and src of the tags in ``page_html``, entities decoded."""
+    return _parse(page_html).urls
+
+
+# --- results table --------------------------------------------------------------------------------
+
+def test_results_rows_are_formatted_and_in_notebook_order():
+    rows = site.results_rows(SAMPLE_RESULTS)
+    assert [r["key"] for r in rows] == ["01-nearest-mean", "02-l2-best-k"]
+    assert rows[1]["error"] == "3.09%" and rows[1]["ci"] == "2.77%–3.44%"
+    assert rows[1]["config"] == "k = 3; metric = euclidean"
+    assert rows[0]["config"] == "preprocessing = deskew, blur; weights = none"
+    assert rows[0]["stem"] == "01-alpha"
+
+
+def test_readme_block_is_a_markdown_table_with_notebook_links(tmp_path):
+    block = site.readme_block(SAMPLE_RESULTS, notebooks_dir=tmp_path)
+    lines = block.strip().splitlines()
+    assert lines[1] == "| Result | Test error (95% CI) | Configuration | Notebook |"
+    assert lines[3] == (
+        r"| Nearest mean image \| one per class | 17.97% (17.23%–18.73%) "
+        "| preprocessing = deskew, blur; weights = none | [01-alpha](notebooks/01-alpha.ipynb) |"
+    )
+    assert block.startswith("\n") and block.endswith("\n")
+
+
+def test_readme_block_without_results_says_so():
+    assert "No results recorded yet" in site.readme_block({})
+
+
+def test_update_readme_rewrites_only_the_block(tmp_path):
+    readme = tmp_path / "README.md"
+    before, after = "# Title\n\nIntro.\n\n", "\n\n## Next section\n"
+    readme.write_text(f"{before}{site.README_START}\nstale table\n{site.README_END}{after}")
+    assert site.update_readme(readme, SAMPLE_RESULTS, notebooks_dir=tmp_path) is True
+    text = readme.read_text()
+    assert text.startswith(before + site.README_START) and text.endswith(site.README_END + after)
+    assert "stale" not in text and "3.09% (2.77%–3.44%)" in text
+    assert site.update_readme(readme, SAMPLE_RESULTS, notebooks_dir=tmp_path) is False  # idempotent
+
+
+def test_update_readme_without_markers_raises(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n")
+    with pytest.raises(ValueError, match="must contain the lines"):
+        site.update_readme(readme, SAMPLE_RESULTS)
+
+
+def test_readme_table_matches_results():
+    if not paths.RESULTS_FILE.exists():
+        pytest.skip("results.json does not exist yet: no notebook has recorded a result")
+    readme = (paths.PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    block = site.readme_block_in(readme)
+    assert block is not None, f"README.md has no {site.README_START} ... {site.README_END} block"
+    assert block == site.readme_block(load_results()), (
+        "README.md's results table differs from results.json: run `python -m mnist_knn.report.site --readme`"
+    )
+
+
+# --- building a site from a small synthetic project -----------------------------------------------
+
+def _png(width, height):
+    """A valid grey PNG of the given size."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def _figure_output(title):
+    figure = {"data": [{"type": "bar", "x": ["a", "b"], "y": [1, 2]}], "layout": {"title": {"text": title}}}
+    return nbformat.v4.new_output("display_data", data={
+        site.PLOTLY_MIME: figure,
+        "image/png": base64.b64encode(_png(40, 30)).decode(),
+        "text/plain": "Figure()",
+    })
+
+
+@pytest.fixture
+def project(tmp_path):
+    root = tmp_path / "project"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "pkg").mkdir()
+    (root / "pkg" / "mod.py").write_text('"""A module."""\n\nX = 1\n')
+    alpha = nbformat.v4.new_notebook()
+    alpha.cells = [
+        nbformat.v4.new_markdown_cell("# 01 · Alpha *first*\n\nAsks:\n\n1. Is A true?\n2. Is *B* true?\n\nMore."),
+        nbformat.v4.new_markdown_cell("The code is in [pkg/mod.py](../pkg/mod.py#L3); "
+                                      "see [Beta](02-beta.ipynb#2.-Section-B)."),
+        nbformat.v4.new_code_cell("fig"),
+    ]
+    alpha.cells[2].outputs = [
+        _figure_output("A finding, stated"),
+        nbformat.v4.new_output("display_data", data={
+            "text/markdown": "Generated: see [the first section](02-beta.ipynb)", "text/plain": ""}),
+    ]
+    beta = nbformat.v4.new_notebook()
+    beta.cells = [nbformat.v4.new_markdown_cell("# 02 · Beta\n\n1. Why?"),
+                  nbformat.v4.new_markdown_cell("## 2. Section B\n\nBack to [Alpha](01-alpha.ipynb).")]
+    nbformat.write(alpha, root / "notebooks" / "01-alpha.ipynb")
+    nbformat.write(beta, root / "notebooks" / "02-beta.ipynb")
+    (root / "results.json").write_text(json.dumps(SAMPLE_RESULTS))
+    return root
+
+
+def _build(project, out, results="results.json"):
+    return site.build_site(out, notebooks_dir=project / "notebooks", results_path=project / results,
+                           project_root=project)
+
+
+def test_synthetic_site_pages_navigation_and_links(project, tmp_path):
+    report = _build(project, tmp_path / "site")
+    out = report.out_dir
+    assert report.warnings == []
+    assert sorted(report.pages) == sorted([
+        "01-alpha.html", "02-beta.html", "index.html", "figures/01-alpha-1.html", "code/pkg/mod.py.html"])
+    alpha, beta = (out / "01-alpha.html").read_text(), (out / "02-beta.html").read_text()
+    # generated navigation
+    assert 'href="02-beta.html" rel="next"' in alpha and 'rel="prev"' not in re.sub(r'class="prev"', "", alpha)
+    assert 'href="01-alpha.html" rel="prev"' in beta and 'href="index.html"' in beta
+    # links rewritten: notebooks to pages (anchors kept), code to its copy (line anchor as pygments names it)
+    assert 'href="02-beta.html#2.-Section-B"' in alpha and 'href="02-beta.html"' in alpha
+    assert 'href="code/pkg/mod.py.html#L-3"' in alpha and 'id="L-3"' in (out / "code/pkg/mod.py.html").read_text()
+    assert ".ipynb" not in "".join(_urls(alpha + beta))
+    # the figure: PNG with its title as alt text, and a link to the interactive page
+    assert re.search(r'<img[^>]*alt="A finding, stated"', alpha) and 'href="figures/01-alpha-1.html"' in alpha
+    figure = (out / "figures/01-alpha-1.html").read_text()
+    assert '<script src="../plotly.min.js"></script>' in figure and "Plotly.newPlot" in figure
+    assert len(figure) < 100_000  # plotly.js is not embedded in the page
+    assert '"showSendToCloud": false' in figure
+    assert (out / "plotly.min.js").stat().st_size > 1_000_000
+
+
+def test_synthetic_index_has_questions_results_and_links(project, tmp_path):
+    index = (_build(project, tmp_path / "site").out_dir / "index.html").read_text()
+    assert '<a href="01-alpha.html">01 · Alpha <em>first</em></a>' in index
+    assert "<li>Is <em>B</em> true?</li>" in index and "More." not in index
+    assert "3.09%" in index and "2.77%–3.44%" in index and "k = 3; metric = euclidean" in index
+    assert "Nearest mean image | one per class" in html.unescape(index)
+    assert index.index("01-alpha.html\">01 · Alpha") < index.index("02-beta.html\">02 · Beta")
+
+
+def test_index_without_results_file_says_so(project, tmp_path):
+    index = (_build(project, tmp_path / "site", results="missing.json").out_dir / "index.html").read_text()
+    assert "No results recorded yet" in index and "<table" not in index
+
+
+def test_unresolved_links_are_reported(project, tmp_path):
+    nb = nbformat.read(project / "notebooks" / "02-beta.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_markdown_cell("[next](03-gamma.ipynb) and [gone](../pkg/gone.py)"))
+    nbformat.write(nb, project / "notebooks" / "02-beta.ipynb")
+    warnings = _build(project, tmp_path / "site").warnings
+    assert warnings == [
+        "02-beta.ipynb: link to a notebook that does not exist (yet): 03-gamma.ipynb",
+        "02-beta.ipynb: link to a missing file left as it is: ../pkg/gone.py",
+    ]
+
+
+def test_rebuild_empties_its_own_directory_but_refuses_a_foreign_one(project, tmp_path):
+    out = tmp_path / "site"
+    _build(project, out)
+    (out / "stale.html").write_text("old")
+    _build(project, out)
+    assert not (out / "stale.html").exists()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "precious.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match="refusing to delete"):
+        _build(project, foreign)
+    assert (foreign / "precious.txt").read_text() == "keep"
+
+
+# --- the real site, built from the repository's notebooks -----------------------------------------
+
+NOTEBOOKS = sorted(paths.NOTEBOOKS_DIR.glob(site.NOTEBOOK_GLOB))
+
+
+@pytest.fixture(scope="module")
+def real_site(tmp_path_factory):
+    if not NOTEBOOKS:
+        pytest.skip("no notebooks yet")
+    return site.build_site(tmp_path_factory.mktemp("report") / "site")
+
+
+def _html_files(out):
+    return sorted(out.rglob("*.html"))
+
+
+def test_every_notebook_has_a_page_and_every_figure_an_interactive_version(real_site):
+    out = real_site.out_dir
+    for notebook in NOTEBOOKS:
+        page = (out / f"{notebook.stem}.html").read_text(encoding="utf-8")
+        nb = nbformat.read(notebook, as_version=4)
+        n_figures = sum(site.PLOTLY_MIME in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+        for n in range(1, n_figures + 1):
+            assert f'href="figures/{notebook.stem}-{n}.html"' in page
+            assert (out / "figures" / f"{notebook.stem}-{n}.html").exists()
+        assert page.count("<figure") == n_figures, "every figure is shown as a PNG"
+    assert len(list(out.rglob("plotly.min.js"))) == 1
+
+
+def test_no_page_loads_anything_from_the_network(real_site):
+    for path in _html_files(real_site.out_dir):
+        text = path.read_text(encoding="utf-8")
+        loaded = _parse(text).loaded
+        remote = [f"<{tag} {url[:100]}>" for tag, url in loaded if REMOTE.match(url)]
+        assert not remote, f"{path.name} loads from the network: {remote}"
+        assert not [url for _, url in loaded if "cdnjs" in url or "require.js" in url], path.name
+
+
+def test_site_links_resolve(real_site):
+    """Every relative link in the site resolves, except links to notebooks not written yet
+    (test_links.py reports those against the notebook that contains them)."""
+    out = real_site.out_dir
+    existing = {p.stem for p in NOTEBOOKS}
+    problems = []
+    for path in _html_files(out):
+        ids = None
+        for url in _urls(path.read_text(encoding="utf-8")):
+            if not url or url.startswith("#") or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", url):
+                continue
+            parts = urlsplit(url)
+            target = (path.parent / unquote(parts.path)).resolve()
+            if re.fullmatch(r"\d\d-.*\.html", target.name) and target.parent == out.resolve() \
+                    and target.stem not in existing:
+                continue
+            if not target.exists():
+                problems.append(f"{path.relative_to(out)}: {url}")
+            elif parts.fragment and target.suffix == ".html":
+                ids = set(re.findall(r'\bid="([^"]+)"', target.read_text(encoding="utf-8")))
+                if parts.fragment not in ids and unquote(parts.fragment) not in {unquote(i) for i in ids}:
+                    problems.append(f"{path.relative_to(out)}: {url} (no such anchor)")
+    assert not problems, "broken links in the site:\n  " + "\n  ".join(problems)
+
+
+# --- the real site in a real browser --------------------------------------------------------------
+
+def _chromium():
+    for candidate in (os.environ.get("MNIST_KNN_CHROMIUM"), "chromium", "chromium-browser",
+                      "google-chrome", "google-chrome-stable"):
+        if candidate and (found := shutil.which(candidate)):
+            return found
+    return None
+
+
+class DevTools:
+    """A minimal Chrome DevTools Protocol client over ``--remote-debugging-pipe`` (fds 3 and 4)."""
+
+    FLAGS = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-extensions", "--mute-audio", "--hide-scrollbars", "--window-size=1280,1024",
+        # belt and braces: even if a page asked for the network, no name would resolve
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "--remote-debugging-pipe",
+    ]
+
+    def __init__(self, executable, user_data_dir):
+        to_browser_r, to_browser_w = os.pipe()
+        from_browser_r, from_browser_w = os.pipe()
+        # the child's ends, moved above fd 9 so that dup2 onto 3 and 4 cannot overwrite one another
+        child_in = fcntl.fcntl(to_browser_r, fcntl.F_DUPFD_CLOEXEC, 10)
+        child_out = fcntl.fcntl(from_browser_w, fcntl.F_DUPFD_CLOEXEC, 10)
+        os.close(to_browser_r)
+        os.close(from_browser_w)
+
+        def wire_pipes():  # runs in the child before exec: the pipe becomes fds 3 (in) and 4 (out)
+            os.dup2(child_in, 3)
+            os.dup2(child_out, 4)
+
+        self.process = subprocess.Popen(
+            [executable, *self.FLAGS, f"--user-data-dir={user_data_dir}", "about:blank"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=wire_pipes, close_fds=False,  # only inheritable fds (3 and 4) reach the child
+        )
+        os.close(child_in)
+        os.close(child_out)
+        self._writer = os.fdopen(to_browser_w, "wb", buffering=0)
+        self._reader = os.fdopen(from_browser_r, "rb", buffering=0)
+        self._inbox = queue.Queue()
+        self.events = []
+        self._last_id = 0
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        buffer = b""
+        while chunk := self._reader.read(1 << 16):
+            *messages, buffer = (buffer + chunk).split(b"\0")
+            for message in messages:
+                self._inbox.put(json.loads(message))
+        self._inbox.put(None)
+
+    def _next(self, deadline):
+        try:
+            message = self._inbox.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            raise TimeoutError("Chromium did not answer in time") from None
+        if message is None:
+            raise RuntimeError("Chromium closed the DevTools pipe")
+        return message
+
+    def send(self, method, params=None, session=None, timeout=30):
+        self._last_id += 1
+        message = {"id": self._last_id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        self._writer.write(json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self._next(deadline)
+            if reply.get("id") == self._last_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply["result"]
+            self.events.append(reply)
+
+    def wait_for(self, method, session, timeout=30):
+        deadline = time.monotonic() + timeout
+        seen = [e for e in self.events if e.get("method") == method and e.get("sessionId") == session]
+        while not seen:
+            event = self._next(deadline)
+            self.events.append(event)
+            if event.get("method") == method and event.get("sessionId") == session:
+                seen.append(event)
+        return seen[0]
+
+    def close(self):
+        try:
+            self.send("Browser.close", timeout=5)
+        except Exception:  # already gone: kill below
+            pass
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._writer.close()
+
+
+PAGE_REPORT = """(async () => {
+  const images = Array.from(document.images);
+  await Promise.all(images.map(i => i.decode().catch(() => null)));
+  return {
+    title: document.title,
+    images: images.map(i => ({src: i.src.slice(0, 60), width: i.naturalWidth, height: i.naturalHeight})),
+    figures: document.querySelectorAll("figure.site-figure img").length,
+    plots: document.querySelectorAll(".plotly-graph-div .main-svg").length,
+  };
+})()"""
+
+
+def _is_local(url):
+    parts = urlsplit(url)
+    return parts.scheme in ("file", "data", "about", "blob") or (
+        parts.scheme in ("http", "https", "ws") and parts.hostname in ("127.0.0.1", "localhost", "::1"))
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    executable = _chromium()
+    if executable is None:
+        pytest.skip("no Chromium found (install Debian's chromium, or set MNIST_KNN_CHROMIUM)")
+    devtools = DevTools(executable, tmp_path_factory.mktemp("chromium-profile"))
+    try:
+        target = devtools.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = devtools.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Page", "Network", "Runtime", "Log"):
+            devtools.send(f"{domain}.enable", session=session)
+        yield devtools, session
+    finally:
+        devtools.close()
+
+
+def _visit(browser, path):
+    devtools, session = browser
+    devtools.events.clear()
+    devtools.send("Page.navigate", {"url": path.resolve().as_uri()}, session=session)
+    devtools.wait_for("Page.loadEventFired", session)
+    reply = devtools.send("Runtime.evaluate", {"expression": PAGE_REPORT, "awaitPromise": True,
+                                               "returnByValue": True}, session=session)
+    events = [e for e in devtools.events if e.get("sessionId") == session]
+    requests = [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
+    errors = [json.dumps(e["params"])[:300] for e in events
+              if e["method"] == "Runtime.exceptionThrown"
+              or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
+              or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")]
+    return reply["result"]["value"], requests, errors
+
+
+def test_site_renders_offline_in_chromium(real_site, browser):
+    out = real_site.out_dir
+    pages = [out / "index.html"] + [p for p in _html_files(out) if p.name != "index.html" or p.parent != out]
+    problems = []
+    for path in pages:
+        name = path.relative_to(out).as_posix()
+        page, requests, errors = _visit(browser, path)
+        remote = [url[:100] for url in requests if not _is_local(url)]
+        if remote:
+            problems.append(f"{name}: requests leaving the machine: {remote}")
+        if errors:
+            problems.append(f"{name}: errors: {errors}")
+        empty = [i["src"] for i in page["images"] if not (i["width"] > 0 and i["height"] > 0)]
+        if empty:
+            problems.append(f"{name}: images with no size: {empty}")
+        if not page["title"]:
+            problems.append(f"{name}: no title (did it load?)")
+        if name.startswith("figures/") and page["plots"] == 0:
+            problems.append(f"{name}: plotly drew nothing")
+        if re.fullmatch(r"\d\d-.*\.html", name):
+            n_figures = sum(f.startswith(f"figures/{path.stem}-") for f in real_site.figures)
+            if page["figures"] != n_figures:
+                problems.append(f"{name}: {page['figures']} figures shown, {n_figures} expected")
+    assert not problems, "\n".join(problems)
