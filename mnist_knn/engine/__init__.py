@@ -58,5 +58,10 @@ _EXPORTS = {
         "idm_distance",
         "sobel_gradients",
     ],
+    "reference": [
+        "idm_distance_reference",
+        "sobel_gradients_reference",
+        "tangent_distance_reference",
+    ],
 }
 __getattr__, __dir__, __all__ = exporter(__name__, _EXPORTS)
