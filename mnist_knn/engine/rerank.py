@@ -27,6 +27,7 @@ __all__ = [
     "cached_distance",
     "candidate_images",
     "float_images",
+    "function_identity",
     "nearest_candidates",
     "rerank_by_metric",
     "used_training_images",
@@ -212,25 +213,76 @@ def cached_distance(distance, X_train, X_query, candidates, *, cache=True, **par
     -------
     D : ndarray of shape (n_query, n_cand), float64
 
+    Raises
+    ------
+    ValueError
+        With ``cache`` on, for a ``distance`` that a key cannot identify across runs (a lambda, a
+        function defined inside another, a callable object) or a parameter whose ``repr`` is not
+        stable (one that shows a memory address): two such calls could share one file and return
+        each other's distances. Pass ``cache=False`` for those.
+
     Notes
     -----
-    The file name (``.npz``) is a hash of the function's name, ``DEFORM_CACHE_VERSION``, the three arrays
-    (dtype, shape and bytes) and the parameters; a change to any of them computes afresh. A file
-    that cannot be read is recomputed and replaced; a new file is written atomically.
+    The file name (``.npz``) is a hash of the function's full name (module and qualified name; for
+    a :func:`functools.partial`, the wrapped function's, with its bound arguments),
+    ``DEFORM_CACHE_VERSION``, the three arrays (dtype, shape and bytes) and the parameters; a change
+    to any of them computes afresh. A file that cannot be read or does not hold a float64 array of
+    the candidates' shape with no NaN is recomputed and replaced; a new file is written atomically.
     """
     if not cache:
         return distance(X_train, X_query, candidates, **params)
     arrays = [np.asarray(a) for a in (X_train, X_query, candidates)]
-    name = getattr(distance, "__name__", type(distance).__name__)
-    setting = repr(sorted((key, repr(value)) for key, value in params.items()))
-    key = f"{name}-v{DEFORM_CACHE_VERSION}-{digest(*arrays, np.frombuffer(setting.encode(), np.uint8))}"
+    name = function_identity(distance)
+    setting = repr(sorted((key, _stable_repr(value, key)) for key, value in params.items()))
+    short = name.rpartition(".")[2].replace("(", "-").replace(")", "")[:40]
+    key = f"{short}-v{DEFORM_CACHE_VERSION}-{digest(*arrays, np.frombuffer((name + setting).encode(), np.uint8))}"
     path = Path(CACHE_DIR if cache is True else cache) / f"{key}.npz"
 
     def accept(stored):
         D = stored.get("distances")
-        if D is None or D.shape != arrays[2].shape or D.dtype != np.float64:
+        if D is None or D.shape != arrays[2].shape or D.dtype != np.float64 or np.isnan(D).any():
             return None
         return {"distances": D}
 
     compute = lambda: {"distances": np.asarray(distance(*arrays, **params), dtype=np.float64)}  # noqa: E731
     return cached_arrays(path, compute, accept=accept)["distances"]
+
+
+def _stable_repr(value, name):
+    text = repr(value)
+    if " at 0x" in text:
+        raise ValueError(
+            f"cannot cache by parameter {name}={text}: its repr shows a memory address, so it does not "
+            "identify the value across runs; pass plain values or cache=False."
+        )
+    return text
+
+
+def function_identity(func):
+    """A name that identifies ``func`` across runs: ``module.qualname``, partials with their arguments.
+
+    Raises ValueError for what no name identifies: lambdas, functions defined inside functions, and
+    other callables (their ``repr`` would differ between runs, or two of them would share a name).
+
+    Examples
+    --------
+    >>> import functools
+    >>> from mnist_knn.engine.idm import idm_distance
+    >>> function_identity(functools.partial(idm_distance, warp=1))
+    "functools.partial(mnist_knn.engine.idm.idm_distance, (), [('warp', '1')])"
+    """
+    import functools
+
+    if isinstance(func, functools.partial):
+        inner = function_identity(func.func)
+        args = tuple(_stable_repr(a, "args") for a in func.args)
+        keywords = sorted((k, _stable_repr(v, k)) for k, v in func.keywords.items())
+        return f"functools.partial({inner}, {args}, {keywords})"
+    module = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", None)
+    if not (module and qualname) or "<lambda>" in qualname or "<locals>" in qualname:
+        raise ValueError(
+            f"cannot cache distances of {func!r}: only a module-level function (or a functools.partial "
+            "of one) has a name that identifies it across runs; pass cache=False."
+        )
+    return f"{module}.{qualname}"

@@ -38,10 +38,11 @@ cost independent of the block's size, which dominates against a few hundred trai
 512-row blocks, the thread launches and products cost some 50 us per query, more than the search itself).
 """
 
+import contextlib
 import math
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -149,12 +150,17 @@ _CHUNK = 32  # training rows screened together: their minimum score, then a look
 
 
 @njit(nogil=True, cache=True, error_model="numpy")  # x / 0 gives inf, as in a parallel kernel
-def _search_block(G, Xq, Xt, qn, tn, tnorm, qnnz, tnnz, gamma, R, code, p, k, C, out_s, out_i):
-    """Steps 1-3 for one block of query rows, on one thread (``_search`` runs one block per thread)."""
+def _search_block(G, Xq, Xt, qn, tn, tnorm, qnnz, tnnz, gamma, R, code, p, k, C, out_s, out_i, halt):
+    """Steps 1-3 for one block of query rows, on one thread (``_search`` runs one block per thread).
+
+    Returns early, leaving the rest of the block undone, once ``halt[0]`` is set (by another thread, on an
+    error or an interrupt): a block never holds up a Ctrl-C for longer than one query row."""
     n_train = Xt.shape[0]
     n_feat = Xt.shape[1]
     max_tnorm = tnorm.max()
     for r in range(G.shape[0]):
+        if halt[0]:
+            return
         g = G[r]
         xq = Xq[r]
         xn = qn[r]
@@ -259,23 +265,39 @@ def _stats(X):
     return sq, nnz
 
 
-_workspace = {}
+# Work buffers are kept between searches (memory fresh from the OS is slow to touch, here about
+# 0.6 GB/s). Each search takes a workspace of its own for its whole duration and gives it back at the
+# end, so searches running at once in several threads never share a buffer; a single search reuses the
+# same workspace call after call.
+_free_workspaces = []
+_workspaces_lock = threading.Lock()
 
 
-def _buffer(name, rows, cols):
-    """A reusable float32 work buffer: memory fresh from the OS is slow to touch (here about 0.6 GB/s),
-    so the product buffer and the float32 copy of the training set are kept between calls. Kept flat, so
-    that any smaller shape reuses it (the number of inked pixels changes with the query set)."""
-    buf = _workspace.get(name)
+@contextlib.contextmanager
+def _workspace():
+    with _workspaces_lock:
+        workspace = _free_workspaces.pop() if _free_workspaces else {}
+    try:
+        yield workspace
+    finally:
+        with _workspaces_lock:
+            _free_workspaces.append(workspace)
+
+
+def _buffer(workspace, name, rows, cols):
+    """A float32 work buffer of shape (rows, cols) from ``workspace``, reused when large enough. Kept flat,
+    so that any smaller shape reuses it (the number of inked pixels changes with the query set)."""
+    buf = workspace.get(name)
     if buf is None or buf.size < rows * cols:
-        _workspace.pop(name, None)
-        buf = _workspace[name] = np.empty(rows * cols, dtype=np.float32)
+        workspace.pop(name, None)
+        buf = workspace[name] = np.empty(rows * cols, dtype=np.float32)
     return buf[: rows * cols].reshape(rows, cols)
 
 
 def release_buffers():
-    """Free the work buffers kept between searches."""
-    _workspace.clear()
+    """Free the work buffers kept between searches (those of searches still running are kept)."""
+    with _workspaces_lock:
+        _free_workspaces.clear()
 
 
 def kneighbors(X_train, X_query, k, metric="euclidean", p=2, *, block_size=None, cache=False):
@@ -319,6 +341,19 @@ def kneighbors(X_train, X_query, k, metric="euclidean", p=2, *, block_size=None,
     training rows at *exactly* equal distance: it sorts float distances computed with its own rounding,
     so its order among exact ties is not specified (its documentation warns that results then depend on
     the order of the training data). Ours is always the lower training index first.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X_train = np.array([[0, 0], [3, 4], [1, 1], [6, 8]], dtype=np.uint8)
+    >>> X_query = np.array([[0, 1], [6, 7]], dtype=np.uint8)
+    >>> distances, indices = kneighbors(X_train, X_query, k=3)
+    >>> indices.tolist()  # rows 0 and 2 are both at distance 1 from (0, 1): the lower index comes first
+    [[0, 2, 1], [3, 1, 2]]
+    >>> distances.round(3).tolist()
+    [[1.0, 1.0, 4.243], [1.0, 4.243, 7.81]]
+    >>> kneighbors(X_train, X_query, k=2, metric="manhattan")[0].tolist()
+    [[1.0, 1.0], [1.0, 6.0]]
     """
     code, p = metric_code(metric, p)
     Xt, Xq = common_rows(X_train, X_query, names=("X_train", "X_query"))
@@ -370,6 +405,7 @@ def kneighbors_loo(X, k, metric="euclidean", p=2, *, block_size=None, cache=Fals
 
 
 def _search(Xt, Xq, k, code, p, block_size):
+    """The exact search of :func:`kneighbors` on validated rows (see the module docstring)."""
     if code == COS and Xt.dtype.kind == "f":
         # The cosine ignores each row's scale, but the float32 product does not: a row far below the
         # largest would underflow. Scale every row by the power of two that brings its largest magnitude
@@ -381,6 +417,11 @@ def _search(Xt, Xq, k, code, p, block_size):
         # two (exact in float64, so the ranking is unchanged) and scale the distances back.
         dist, ind = _search(Xt * scale, Xq * scale, k, code, p, block_size)
         return (dist if code == COS else dist / scale), ind
+    with _workspace() as workspace:
+        return _search_in(workspace, Xt, Xq, k, code, p, block_size)
+
+
+def _search_in(workspace, Xt, Xq, k, code, p, block_size):
     n_train, n_feat = Xt.shape
     tn, tnnz = _stats(Xt)
     tnorm = np.sqrt(tn)
@@ -397,7 +438,7 @@ def _search(Xt, Xq, k, code, p, block_size):
     # A pixel that is blank in every training image (or in every query) adds nothing to any dot product:
     # the product skips it. On MNIST that is 67 of 784 pixels of the training set, 118 with the test set.
     inked = inked_columns(Xt, Xq)
-    Xt32 = _buffer("train32", n_train, inked.size)
+    Xt32 = _buffer(workspace, "train32", n_train, inked.size)
     _gather_columns(Xt, inked, Xt32)
     n_query = Xq.shape[0]
     out_s = np.empty((n_query, k), dtype=np.float64)
@@ -408,12 +449,13 @@ def _search(Xt, Xq, k, code, p, block_size):
     rows = -(-min(block_size, n_query) // n_threads)  # per block: all threads' buffers fit block_size
     starts = iter(range(0, n_query, rows))
     lock = threading.Lock()
-    halt = threading.Event()  # set on an error or an interrupt: the other threads stop after their block
+    # Set on an error or an interrupt: every thread stops within one query row (the kernel reads it).
+    halt = np.zeros(1, dtype=np.uint8)
 
     def work(thread):
-        G = _buffer(f"G{thread}", rows, n_train)
-        Q32 = _buffer(f"query32-{thread}", rows, inked.size)
-        while not halt.is_set():
+        G = _buffer(workspace, f"G{thread}", rows, n_train)
+        Q32 = _buffer(workspace, f"query32-{thread}", rows, inked.size)
+        while not halt[0]:
             with lock:
                 start = next(starts, None)
             if start is None:
@@ -425,24 +467,41 @@ def _search(Xt, Xq, k, code, p, block_size):
                 np.matmul(Qb, Xt32.T, out=Gb)
                 _search_block(
                     Gb, Xq[start:stop], Xt, qn[start:stop], tn, tnorm, qnnz[start:stop], tnnz,
-                    gamma, R, code, p, k, C, out_s[start:stop], out_i[start:stop],
+                    gamma, R, code, p, k, C, out_s[start:stop], out_i[start:stop], halt,
                 )
             except BaseException:
-                halt.set()
+                halt[0] = 1
                 raise
 
+    # The calling thread only waits, so that an interrupt (Ctrl-C) reaches it at once: it stops the workers
+    # through ``halt`` and waits for them. A single worker keeps the BLAS's own threads for its product.
     n_workers = min(n_threads, -(-n_query // rows))
-    if n_workers == 1:
-        work(0)
-    else:
-        with _single_threaded_blas(), ThreadPoolExecutor(n_workers) as pool:
-            try:
-                for done in [pool.submit(work, t) for t in range(n_workers)]:
-                    done.result()  # re-raises a worker's exception
-            except BaseException:  # including KeyboardInterrupt in the waiting thread
-                halt.set()
-                raise
+    with _single_threaded_blas() if n_workers > 1 else contextlib.nullcontext():
+        pool = ThreadPoolExecutor(n_workers)
+        try:
+            pending = {pool.submit(work, t) for t in range(n_workers)}
+            while pending:
+                # Wake up often: a signal handler (Ctrl-C) runs only between the waiting thread's steps.
+                done, pending = wait(pending, timeout=0.05, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    future.result()  # re-raises a worker's exception
+        except BaseException:  # including KeyboardInterrupt in the waiting thread
+            halt[0] = 1
+            raise
+        finally:
+            _join(pool)
     return finish_array(out_s, code, p), out_i
+
+
+def _join(pool):
+    """Wait for every worker to return, even through further interrupts: no worker outlives its search.
+    (Once ``halt`` is set, each returns within one query row and one block's matrix product.)"""
+    while True:
+        try:
+            pool.shutdown(wait=True)
+            return
+        except KeyboardInterrupt:
+            continue
 
 
 def _single_threaded_blas():

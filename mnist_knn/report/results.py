@@ -5,8 +5,14 @@ the README's results table and the site's index page are generated from the file
 reader sees are the numbers the notebooks computed.
 """
 
+import contextlib
 import json
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: records are atomic but not locked
+    fcntl = None
 
 from ..paths import RESULTS_FILE
 from ..store import write_atomically
@@ -15,11 +21,39 @@ __all__ = ["load_results", "record_result"]
 
 
 def load_results(path=None):
-    """All recorded results as a dict ``{key: {field: value}}`` (empty when the file does not exist)."""
+    """All recorded results as a dict ``{key: {field: value}}`` (empty when the file does not exist).
+
+    Raises
+    ------
+    ValueError
+        If the file is not valid JSON holding an object; the message names the file.
+    """
     path = Path(path or RESULTS_FILE)
     if not path.exists():
         return {}
-    return json.loads(path.read_text())
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); restore it from git or delete it.") from exc
+    if not isinstance(results, dict):
+        raise ValueError(f"{path} must hold a JSON object of results; got {type(results).__name__}.")
+    return results
+
+
+@contextlib.contextmanager
+def _locked(path):
+    """Hold an exclusive lock on ``path.lock`` (a file beside it) while recording: two processes
+    recording at once each see the other's results instead of overwriting them."""
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    lock_path = path.with_name(path.name + ".lock")
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def record_result(key, *, notebook, description, error, ci_low, ci_high, path=None, **config):
@@ -48,7 +82,6 @@ def record_result(key, *, notebook, description, error, ci_low, ci_high, path=No
         if not 0.0 <= float(value) <= 1.0:
             raise ValueError(f"{name} must be a fraction in [0, 1]; got {value!r}.")
     path = Path(path or RESULTS_FILE)
-    results = load_results(path)
     entry = {
         "notebook": notebook,
         "description": description,
@@ -57,9 +90,15 @@ def record_result(key, *, notebook, description, error, ci_low, ci_high, path=No
         "ci_high": round(float(ci_high), 6),
         "config": {k: _plain(v) for k, v in sorted(config.items())},
     }
-    results[key] = entry
-    text = json.dumps(results, indent=2, sort_keys=True) + "\n"
-    write_atomically(path, text, skip_unchanged=True)
+    try:
+        json.dumps(entry, allow_nan=False)
+    except ValueError as exc:
+        raise ValueError(f"result {key!r} holds NaN or infinity, which JSON cannot store: {entry['config']}") from exc
+    with _locked(path):  # read, change and write as one step
+        results = load_results(path)
+        results[key] = entry
+        text = json.dumps(results, indent=2, sort_keys=True) + "\n"
+        write_atomically(path, text, skip_unchanged=True)
     return entry
 
 
