@@ -351,29 +351,13 @@ class _Builder:
     # -- pages ---------------------------------------------------------------------------------
 
     def _nav(self, index, where, depth=0):
-        up = "../" * depth
-        if index is None:
-            prev = nxt = None
-        else:
+        """The navigation bar (templates/nav.html.j2) of notebook ``index`` (None: a page that is no notebook)."""
+        prev = nxt = None
+        if index is not None:
             prev = self.pages[index - 1] if index > 0 else None
             nxt = self.pages[index + 1] if index + 1 < len(self.pages) else None
-
-        def link(page, arrow_before, arrow_after, css):
-            if page is None:
-                return f'<span class="{css}"></span>'
-            label = html.escape(page.title_text)
-            return (
-                f'<span class="{css}"><a href="{up}{quote(page.html_name)}" rel="{css}">'
-                f"{arrow_before}{label}{arrow_after}</a></span>"
-            )
-
-        return (
-            f'<nav class="site-nav {where}" aria-label="Notebooks">'
-            + link(prev, "← ", "", "prev")
-            + f'<span class="up"><a href="{up}index.html">Index</a></span>'
-            + link(nxt, "", " →", "next")
-            + "</nav>"
-        )
+        template = self.env.get_template("nav.html.j2")
+        return template.render(where=where, up="../" * depth, prev=prev, next=nxt).strip()
 
     def _render(self, template, site_path, **context):
         depth = site_path.count("/")
@@ -429,9 +413,8 @@ class _Builder:
             if child.name.startswith((".", "__")) or not (child.is_file() and _is_text(child)):
                 continue
             child_site = self._copy_repo_path(child)
-            href = _relative(child_site, site_path)
-            items.append(f'<li><a href="{quote(href)}">{html.escape(child.name)}</a></li>')
-        body = '<ul class="listing">' + "".join(items) + "</ul>"
+            items.append({"href": _relative(child_site, site_path), "name": child.name})
+        body = self.env.get_template("listing.html.j2").render(items=items).strip()
         self._render("code.html.j2", site_path, title=f"{rel}/ · {SITE_TITLE}", path=f"{rel}/",
                      body=self._markup(body))
 
