@@ -1,10 +1,28 @@
-"""The analysis layer: scores and statistics, and each notebook's study, named after what it studies:
+"""The analysis layer: the report's yardstick (:mod:`.selection`: choices made on held-out training writers;
+:mod:`.uncertainty`: writer-bootstrap intervals, paired tests, Holm), scores and statistics, and each
+notebook's study, named after what it studies:
 :mod:`.learning_curves` (02), :mod:`.distance_metrics` (03), :mod:`.ties` (04), :mod:`.error_analysis` (05).
 """
 
 from ..lazy import exporter
 
 _EXPORTS = {
+    "selection": [
+        "SELECTION_SEED",
+        "choose",
+        "held_out_errors",
+        "other_writer_neighbors",
+        "selection_queries",
+        "writer_folds",
+    ],
+    "uncertainty": [
+        "DEFAULT_N_BOOT",
+        "Estimate",
+        "PairedDifference",
+        "holm",
+        "paired_difference",
+        "writer_bootstrap",
+    ],
     "scores": [
         "McNemarResult",
         "accuracy",
