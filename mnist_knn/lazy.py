@@ -25,6 +25,17 @@ def exporter(package, exports):
     In a package's ``__init__.py``::
 
         __getattr__, __dir__, __all__ = exporter(__name__, {"search": ["kneighbors"]})
+
+    The three functions on their own:
+
+    >>> getattr_, dir_, all_ = exporter("mnist_knn.engine", {"search": ["kneighbors_loo", "kneighbors"]})
+    >>> all_
+    ['kneighbors', 'kneighbors_loo']
+    >>> getattr_("kneighbors").__module__  # imports mnist_knn.engine.search on first use
+    'mnist_knn.engine.search'
+    >>> getattr_("nothing")
+    Traceback (most recent call last):
+    AttributeError: module 'mnist_knn.engine' has no attribute 'nothing'
     """
     where = {name: module for module, names in exports.items() for name in names}
 

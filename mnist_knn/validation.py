@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 __all__ = [
+    "not_masked",
     "candidate_indices",
     "feature_matrix",
     "image_batch",
@@ -32,8 +33,18 @@ def source_name(source):
     return name if isinstance(name, str) else "<file object>"
 
 
+def not_masked(X, name):
+    """Refuse a masked array: its mask would be silently dropped by ``np.asarray``."""
+    if np.ma.isMaskedArray(X):
+        raise ValueError(
+            f"{name} is a masked array; its mask would be ignored. Fill or drop the masked values first "
+            "(e.g. X.filled(0) or X.compressed())."
+        )
+    return X
+
+
 def _numeric(X, name):
-    X = np.asarray(X)
+    X = np.asarray(not_masked(X, name))
     if X.dtype.kind not in "iuf":
         raise ValueError(
             f"{name} must be an integer or floating-point array (MNIST: uint8 0-255); got dtype {X.dtype}."
@@ -139,8 +150,8 @@ def search_result(distances, indices):
     Returns ``distances`` as float64 (non-negative, no NaN, sorted along each row) and ``indices`` as
     intp.
     """
-    distances = np.asarray(distances)
-    indices = np.asarray(indices)
+    distances = np.asarray(not_masked(distances, "distances"))
+    indices = np.asarray(not_masked(indices, "indices"))
     if distances.ndim != 2:
         raise ValueError(f"distances must be 2-D of shape (n_query, k_max); got shape {distances.shape}.")
     if indices.shape != distances.shape:

@@ -29,6 +29,7 @@ import os
 import re
 import socket
 import sys
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -226,18 +227,25 @@ def _is_verified(path, spec):
     return path.is_file() and path.stat().st_size == spec.size and sha256_of(path) == spec.sha256
 
 
-def _stream(url, out, timeout):
-    """Copy ``url`` into the open file ``out``; return (bytes written, sha256 hex, declared length)."""
+def _stream(url, out, timeout, limit):
+    """Copy ``url`` into the open file ``out``; return (bytes written, sha256 hex, declared length).
+
+    Stops with :class:`_AttemptFailed` as soon as more than ``limit`` bytes arrive (or are announced): a
+    mirror that sends without end cannot fill the disk."""
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     digest, n = hashlib.sha256(), 0
     with urllib.request.urlopen(request, timeout=timeout) as response:
         declared = response.headers.get("Content-Length")
         declared = int(declared) if declared and declared.isdigit() else None
+        if declared is not None and declared > limit:
+            raise _AttemptFailed(f"wrong size: the server announces {declared} bytes; expected {limit}")
         try:
             for chunk in iter(lambda: response.read(_READ_BYTES), b""):
+                n += len(chunk)
+                if n > limit:
+                    raise _AttemptFailed(f"wrong size: more than {limit} bytes arrived; expected {limit}")
                 digest.update(chunk)
                 out.write(chunk)
-                n += len(chunk)
         except http.client.IncompleteRead as exc:
             n += len(exc.partial)
             raise _AttemptFailed(f"truncated: got {n} of {declared or n + exc.expected} bytes") from exc
@@ -273,7 +281,7 @@ def _download(url, dest, spec, timeout):
 
     def download_and_verify(out):
         try:
-            n, sha, declared = _stream(url, out, timeout)
+            n, sha, declared = _stream(url, out, timeout, spec.size)
         except _AttemptFailed:
             raise
         except (OSError, http.client.HTTPException, ValueError) as exc:
@@ -302,11 +310,19 @@ def _spec_for(name, files):
 def _fetch(name, data_dir, mirrors, files, timeout):
     """Fetch one file; return (path, URL it was downloaded from, or None if it was already there)."""
     spec = _spec_for(name, files)
+    mirrors = _check_mirrors(mirrors)
     data_dir = Path(data_dir)
     dest = data_dir / spec.name
     if _is_verified(dest, spec):
         return dest, None
-    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale_parts(data_dir, spec.name)
+    except OSError as exc:
+        raise DownloadError(
+            f"Could not fetch {spec.name}: the data directory {data_dir} cannot be written "
+            f"({exc.strerror or exc}). Choose another with the MNIST_KNN_DATA environment variable."
+        ) from exc
     urls = _urls(spec, mirrors)
     failures = []
     for url in urls:
@@ -326,6 +342,21 @@ def _fetch(name, data_dir, mirrors, files, timeout):
         f"{existing}Tried {len(urls)} URL(s):\n{tried}\n"
         f"Set {MIRRORS_ENV} to other mirrors (URLs or directories), separated by spaces."
     )
+
+
+STALE_PART_SECONDS = 24 * 3600
+
+
+def _remove_stale_parts(data_dir, name):
+    """Delete the partial downloads of ``name`` (``.NAME.*.part``) a killed process left behind over a day
+    ago. A younger one may belong to a download still running in another process; it is left alone."""
+    now = time.time()
+    for part in Path(data_dir).glob(f".{name}.*.part"):
+        try:
+            if now - part.stat().st_mtime > STALE_PART_SECONDS:
+                part.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def fetch(name, data_dir=DATA_DIR, *, mirrors=None, files=None, timeout=_TIMEOUT):
@@ -368,6 +399,15 @@ def fetch(name, data_dir=DATA_DIR, *, mirrors=None, files=None, timeout=_TIMEOUT
         truncated: got N of M bytes, checksum mismatch: expected X, got Y, ...).
     """
     return _fetch(name, data_dir, mirrors, files, timeout)[0]
+
+
+def _check_mirrors(mirrors):
+    if isinstance(mirrors, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"mirrors must be a sequence of URLs or directories, e.g. [{os.fspath(mirrors)!r}]; got the single "
+            f"{type(mirrors).__name__} {os.fspath(mirrors)!r} (which would be read letter by letter)."
+        )
+    return mirrors
 
 
 def fetch_all(data_dir=DATA_DIR, *, mirrors=None, files=None, timeout=_TIMEOUT):
@@ -454,7 +494,7 @@ def _cache_key(data_dir, files, mirrors):
     """Normalise the optional arguments into hashable, canonical cache-key parts."""
     data_dir = Path(DATA_DIR if data_dir is None else data_dir).resolve()
     files = None if files is None else tuple(sorted(files.items()))
-    mirrors = None if mirrors is None else tuple(mirrors)
+    mirrors = None if mirrors is None else tuple(_check_mirrors(mirrors))
     return data_dir, files, mirrors
 
 
@@ -634,7 +674,7 @@ def main(argv=None):
     for name in FILES:
         try:
             _, url = _fetch(name, data_dir, None, None, _TIMEOUT)
-        except (DownloadError, ValueError) as exc:
+        except (DownloadError, ValueError, OSError) as exc:
             print(f"FAILED {name}: {exc}", file=sys.stderr)
             status = 1
         else:

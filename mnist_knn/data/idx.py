@@ -14,6 +14,7 @@ This module knows the format and nothing else: no paths, downloads or MNIST spec
 """
 
 import gzip
+import io
 import math
 import os
 import zlib
@@ -68,9 +69,24 @@ def _read_bytes(source, name):
 
 
 def _gunzip(data, name):
-    """Decompress a gzip stream, turning every kind of corruption into IdxFormatError."""
+    """Decompress a gzip stream, but never more than its IDX header declares (plus one byte).
+
+    Reads the header first, then at most the payload it promises and one byte more, which is enough
+    to tell a file with trailing bytes: a small file that inflates to gigabytes (a "zip bomb", or a
+    corrupt header) costs no more memory than the array it claims to hold. Corruption of every kind
+    becomes IdxFormatError.
+    """
     try:
-        return gzip.decompress(data)
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
+            head = f.read(4)
+            if len(head) == 4 and head[:2] == b"\x00\x00" and head[2] in IDX_DTYPES and head[3] > 0:
+                head += f.read(4 * head[3])
+                if len(head) == 4 + 4 * head[3]:
+                    dims = np.frombuffer(head, dtype=">i4", count=head[3], offset=4)
+                    if (dims > 0).all():
+                        expected = math.prod(int(d) for d in dims) * IDX_DTYPES[head[2]].itemsize
+                        return head + f.read(expected + 1)
+            return head + f.read()  # a malformed header: _parse says what is wrong with it
     except (OSError, EOFError, zlib.error) as exc:
         raise IdxFormatError(
             f"{name}: starts with the gzip magic bytes 1f 8b but is not a valid gzip stream "
@@ -78,10 +94,17 @@ def _gunzip(data, name):
         ) from exc
 
 
+def _dims_text(dims):
+    """Return e.g. "60000 x 28 x 28", shortened for a header with very many dimensions."""
+    if len(dims) > 8:
+        return " x ".join(map(str, dims[:4])) + f" x ... x {dims[-1]} ({len(dims)} dimensions)"
+    return " x ".join(map(str, dims))
+
+
 def _shape_text(dims, itemsize):
     """Return e.g. "60000 x 28 x 28 x 1 byte" for error messages."""
     unit = "byte" if itemsize == 1 else "bytes"
-    return " x ".join(map(str, [*dims, itemsize])) + f" {unit}"
+    return f"{_dims_text(dims)} x {itemsize} {unit}"
 
 
 def _parse(data, name):
@@ -110,7 +133,7 @@ def _parse(data, name):
         axis, size = bad[0]
         raise IdxFormatError(
             f"{name}: dimension {axis} has size {size}; expected every size > 0 "
-            f"(sizes: {' x '.join(map(str, dims))})."
+            f"(sizes: {_dims_text(dims)})."
         )
     dtype = IDX_DTYPES[type_code]
     expected = math.prod(dims) * dtype.itemsize
@@ -220,6 +243,24 @@ def write_idx(target, array, *, compress=None):
     See Also
     --------
     read_idx : the inverse; ``read_idx(f)`` returns an array equal to ``array``.
+
+    Examples
+    --------
+    A round trip through memory:
+
+    >>> import io
+    >>> import numpy as np
+    >>> buffer = io.BytesIO()
+    >>> write_idx(buffer, np.arange(6, dtype=np.int16).reshape(2, 3))
+    >>> buffer.getvalue()[:4].hex()  # magic: two zero bytes, type code 0x0b (int16), 2 dimensions
+    '00000b02'
+    >>> read_idx(io.BytesIO(buffer.getvalue()))
+    array([[0, 1, 2],
+           [3, 4, 5]], dtype=int16)
+    >>> packed = io.BytesIO()
+    >>> write_idx(packed, np.array([0.5, -2.0]), compress=True)  # gzip, detected again when read
+    >>> read_idx(io.BytesIO(packed.getvalue()))
+    array([ 0.5, -2. ])
     """
     array = np.asarray(array)
     _check_writable(array)

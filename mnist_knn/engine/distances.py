@@ -17,6 +17,8 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
+from .. import validation
+
 __all__ = ["METRICS", "as_rows", "common_rows", "metric_code", "pairwise_distances", "thread_count"]
 
 METRICS = ("euclidean", "manhattan", "minkowski", "chebyshev", "cosine")
@@ -192,7 +194,7 @@ def as_rows(X, name):
 
     Integer-valued arrays in 0..255 (of any dtype) become uint8, on which every kernel is exact.
     """
-    X = np.asarray(X)
+    X = np.asarray(validation.not_masked(X, name))
     if X.ndim < 2:
         raise ValueError(f"{name} must have shape (n_samples, n_features) or (n, height, width); got shape {X.shape}.")
     if X.shape[0] == 0 or X.size == 0:

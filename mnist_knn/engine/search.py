@@ -411,12 +411,12 @@ def _search(Xt, Xq, k, code, p, block_size):
         # largest would underflow. Scale every row by the power of two that brings its largest magnitude
         # into [0.5, 1): exact in float64, so every cosine is unchanged to the last bit.
         Xt, Xq = _unit_scale_rows(Xt), _unit_scale_rows(Xq)
-    scale = _safe_scale(Xt, Xq)
-    if scale != 1.0:
+    shift = _safe_shift(Xt, Xq)
+    if shift:
         # Far from unit scale the float32 product would overflow or underflow: rescale by a power of
         # two (exact in float64, so the ranking is unchanged) and scale the distances back.
-        dist, ind = _search(Xt * scale, Xq * scale, k, code, p, block_size)
-        return (dist if code == COS else dist / scale), ind
+        dist, ind = _search(np.ldexp(Xt, shift), np.ldexp(Xq, shift), k, code, p, block_size)
+        return (dist if code == COS else np.ldexp(dist, -shift)), ind
     with _workspace() as workspace:
         return _search_in(workspace, Xt, Xq, k, code, p, block_size)
 
@@ -526,14 +526,15 @@ def _unit_scale_rows(X):
     return np.ldexp(X, -exponent[:, None])
 
 
-def _safe_scale(Xt, Xq):
-    """1.0, or the power of two that brings float data far from unit scale to a max magnitude near 1."""
+def _safe_shift(Xt, Xq):
+    """0, or the exponent e such that ``X * 2**e`` brings float data far from unit scale to a largest
+    magnitude near 1 (applied with ``np.ldexp``: ``2**e`` itself overflows for subnormal data)."""
     if Xt.dtype == np.uint8:
-        return 1.0
+        return 0
     amax = max(float(np.abs(Xt).max()), float(np.abs(Xq).max()))
     if amax == 0.0 or 2.0**-60 <= amax <= 2.0**60:
-        return 1.0
-    return math.ldexp(1.0, -math.frexp(amax)[1])
+        return 0
+    return -math.frexp(amax)[1]
 
 
 # --- the on-disk cache -------------------------------------------------------------------------------
@@ -628,7 +629,7 @@ def exclude_group(distances, indices, groups_train, groups_query, k):
     k = validation.k_value(k, max(distances.shape[1], 1))
     keep = groups_train[indices] != groups_query[:, None]
     n_left = keep.sum(axis=1)
-    if n_left.min() < k:
+    if n_left.size and n_left.min() < k:
         raise ValueError(
             f"{int((n_left < k).sum())} queries have fewer than k={k} neighbours from other groups; "
             f"the fewest is {int(n_left.min())}: search more neighbours."

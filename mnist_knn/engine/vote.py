@@ -116,6 +116,12 @@ def _weights(dist, weights):
             "All neighbours of some query get zero weight from the weights callable; "
             "every query needs at least one positive weight."
         )
+    with np.errstate(over="ignore"):
+        overflow = ~np.isfinite(w.sum(axis=1))
+    if overflow.any():
+        # Huge weights (near 1e308) would sum to infinity: a row's vote depends only on the ratios of
+        # its weights, so divide those rows by their largest weight.
+        w[overflow] /= w[overflow].max(axis=1, keepdims=True)
     return w
 
 
@@ -401,6 +407,22 @@ def predict(
     With ``weights`` in {"uniform", "distance"} and ``tie_break="smallest"`` this
     equals ``KNeighborsClassifier(n_neighbors=k, weights=weights).predict`` given
     the same neighbours.
+
+    Examples
+    --------
+    Two queries, three neighbours each (as :func:`~mnist_knn.engine.search.kneighbors`
+    returns them), four training labels:
+
+    >>> import numpy as np
+    >>> distances = np.array([[0.5, 1.0, 2.0], [1.0, 1.0, 3.0]])
+    >>> indices = np.array([[0, 1, 2], [2, 3, 0]])
+    >>> y_train = np.array([0, 1, 1, 0])
+    >>> predict(distances, indices, y_train, k=3).tolist()  # votes: 0, 1, 1 and 1, 0, 0
+    [1, 0]
+    >>> predict(distances, indices, y_train, k=2).tolist()  # one vote each: the smallest label wins
+    [0, 0]
+    >>> predict(distances, indices, y_train, k=2, tie_break="nearest").tolist()
+    [0, 1]
     """
     D, L, n_classes = _validated(distances, indices, y_train, n_classes, weights)
     k = validation.k_value(k, D.shape[1])

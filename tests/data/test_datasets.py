@@ -5,6 +5,9 @@ already in DATA_DIR (``make data``), and is skipped otherwise.
 """
 
 import hashlib
+import os
+import time
+from pathlib import Path
 import http.server
 import socket
 import threading
@@ -359,3 +362,88 @@ def test_real_provenance_counts_match_the_docstring():
     train, test = load_qmnist_metadata("train"), load_qmnist_metadata("test")
     assert train["source"].value_counts().to_dict() == {"SD-3": 30_950, "SD-1": 29_050}
     assert (test["source"].iloc[:5001] == "SD-1").all() and (test["source"].iloc[5001:] == "SD-3").all()
+
+
+# --------------------------------------------------------------------------- bounded downloads
+
+
+class _EndlessHandler(http.server.BaseHTTPRequestHandler):
+    """A mirror that never stops sending (no Content-Length), or announces far too many bytes."""
+
+    def do_GET(self):
+        self.send_response(200)
+        if self.path.endswith("announced"):
+            self.send_header("Content-Length", str(10**12))
+        self.end_headers()
+        chunk = b"\0" * 65536
+        try:
+            for _ in range(100_000):  # 6.5 GB at most, were it not stopped: bounded all the same
+                self.wfile.write(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def endless_server():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EndlessHandler)
+    srv.daemon_threads = True
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_a_mirror_that_never_stops_sending_is_cut_off_past_the_expected_size(endless_server, tmp_path):
+    with pytest.raises(DownloadError, match=f"more than {SPEC.size} bytes arrived"):
+        fetch(NAME, tmp_path, mirrors=[endless_server], files=SPECS, timeout=5)
+    assert _listing(tmp_path) == {}  # the partial download is gone
+
+
+def test_a_mirror_announcing_too_many_bytes_is_refused_before_reading(endless_server, tmp_path):
+    spec = FileSpec("announced", SPEC.sha256, SPEC.size)
+    with pytest.raises(DownloadError, match="announces 1000000000000 bytes"):
+        fetch("announced", tmp_path, mirrors=[endless_server], files={"announced": spec}, timeout=5)
+    assert _listing(tmp_path) == {}
+
+
+def test_stale_partial_downloads_are_removed_and_fresh_ones_kept(server, tmp_path):
+    stale = tmp_path / f".{NAME}.abc123.part"
+    fresh = tmp_path / f".{NAME}.def456.part"
+    other = tmp_path / ".other.gz.xyz.part"
+    for path in (stale, fresh, other):
+        path.write_bytes(b"half a download")
+    old = time.time() - 2 * 24 * 3600
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    server.files[NAME] = CONTENT
+    fetch(NAME, tmp_path, mirrors=[server.url], files=SPECS, timeout=5)
+    assert not stale.exists()  # left by a killed process two days ago
+    assert fresh.exists()  # may belong to a download running now
+    assert other.exists()  # another file's: cleaned when that file is fetched
+
+
+def test_an_unwritable_data_directory_gives_a_download_error(server, tmp_path):
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the data directory should be")
+    server.files[NAME] = CONTENT
+    with pytest.raises(DownloadError, match="the data directory .* cannot be written"):
+        fetch(NAME, blocker / "mnist", mirrors=[server.url], files=SPECS, timeout=5)
+
+
+def test_main_reports_an_unwritable_data_directory_without_a_traceback(tmp_path, capsys, monkeypatch):
+    blocker = tmp_path / "data"
+    blocker.write_text("")
+    monkeypatch.setattr(datasets, "FILES", SPECS)
+    assert datasets.main([str(blocker / "mnist")]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED" in err and "cannot be written" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("mirrors", ["some/dir", Path("some/dir")])
+def test_a_single_mirror_string_is_refused_not_read_letter_by_letter(tmp_path, mirrors):
+    with pytest.raises(TypeError, match="mirrors must be a sequence"):
+        fetch(NAME, tmp_path, mirrors=mirrors, files=SPECS, timeout=5)

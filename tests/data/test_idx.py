@@ -257,3 +257,53 @@ def test_loader_rejects_labels_that_are_not_digits(tmp_path):
     write_idx(tmp_path / "labels.idx", np.array([3, 10], dtype=np.uint8))
     with pytest.raises(IdxFormatError, match="Labels must be digits 0-9; found a label 10"):
         read_mnist(tmp_path / "images.idx", tmp_path / "labels.idx")
+
+
+# --------------------------------------------------------------------------- bounded decompression
+
+
+def _gzip_stream(payload_chunks):
+    """A gzip stream of the concatenated chunks, compressed as it goes (never all in memory)."""
+    import zlib
+
+    comp = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    out = [comp.compress(chunk) for chunk in payload_chunks]
+    out.append(comp.flush())
+    return b"".join(out)
+
+
+def test_a_small_gzip_that_inflates_far_past_its_header_is_not_inflated_whole():
+    import tracemalloc
+
+    # The header declares 6 bytes; the stream then inflates to 512 MiB of zeros (about 0.5 MB on disk).
+    header = b"\x00\x00\x08\x01" + (6).to_bytes(4, "big")
+    bomb = _gzip_stream([header] + [bytes(1 << 20)] * 512)
+    assert len(bomb) < 1_000_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(IdxFormatError, match="trailing bytes"):
+            read_idx(io.BytesIO(bomb))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20_000_000, f"reading took {peak / 1e6:.0f} MB"
+
+
+def test_a_gzipped_file_of_exactly_the_declared_size_still_checks_its_crc():
+    header = b"\x00\x00\x08\x01" + (4).to_bytes(4, "big")
+    good = _gzip_stream([header, b"abcd"])
+    assert read_idx(io.BytesIO(good)).tobytes() == b"abcd"
+    damaged = good[:-8] + bytes([good[-8] ^ 0xFF]) + good[-7:]  # the CRC-32 field
+    with pytest.raises(IdxFormatError, match="not a valid gzip stream"):
+        read_idx(io.BytesIO(damaged))
+
+
+def test_a_header_with_255_dimensions_gives_a_short_message():
+    header = b"\x00\x00\x08\xff" + (2).to_bytes(4, "big") * 254 + (0).to_bytes(4, "big", signed=True)
+    with pytest.raises(IdxFormatError) as info:
+        read_idx(io.BytesIO(header))
+    assert "255 dimensions" in str(info.value) and len(str(info.value)) < 300
+    header = b"\x00\x00\x08\xff" + (2).to_bytes(4, "big") * 255
+    with pytest.raises(IdxFormatError) as info:
+        read_idx(io.BytesIO(header + b"xx"))
+    assert "truncated" in str(info.value) and len(str(info.value)) < 300

@@ -417,16 +417,22 @@ def test_rerank_shape_mismatch_raises():
 # --------------------------------------------------------------------------------------------------
 
 
+_COUNTED_CALLS = []
+
+
+def counting(X_train, X_query, candidates, **params):
+    """idm_distance, counting its calls (module level: the cache refuses local functions)."""
+    _COUNTED_CALLS.append(params)
+    return idm_distance(X_train, X_query, candidates, **params)
+
+
 def test_cached_distance_computes_once_and_recomputes_when_anything_changes(tmp_path):
     rng = np.random.default_rng(5)
     X_train = rng.integers(0, 256, (12, 8, 8), dtype=np.uint8)
     X_query = rng.integers(0, 256, (3, 8, 8), dtype=np.uint8)
     candidates = rng.integers(0, 12, (3, 4))
-    calls = []
-
-    def counting(X_train, X_query, candidates, **params):
-        calls.append(params)
-        return idm_distance(X_train, X_query, candidates, **params)
+    calls = _COUNTED_CALLS
+    calls.clear()
 
     first = cached_distance(counting, X_train, X_query, candidates, cache=tmp_path, warp=1)
     again = cached_distance(counting, X_train, X_query, candidates, cache=tmp_path, warp=1)

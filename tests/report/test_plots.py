@@ -40,6 +40,7 @@ def test_digit_colors_cover_the_ten_digits():
     assert len(set(plots.DIGIT_COLORS.values())) == 10
 
 
+@pytest.mark.browser  # kaleido exports the PNG with Chromium
 def test_save_figure_writes_png_of_layout_size_times_scale(figures_dir, small_fig):
     returned = plots.save_figure(small_fig, "01-test-bar")
     data = (figures_dir / "01-test-bar.png").read_bytes()
@@ -49,6 +50,7 @@ def test_save_figure_writes_png_of_layout_size_times_scale(figures_dir, small_fi
     assert png_chunk_types(data)[-1] == b"IEND"
 
 
+@pytest.mark.browser  # kaleido exports the PNG with Chromium
 def test_save_figure_is_byte_stable(figures_dir, small_fig):
     path = figures_dir / "01-test-bar.png"
     plots.save_figure(small_fig, "01-test-bar")
@@ -58,12 +60,14 @@ def test_save_figure_is_byte_stable(figures_dir, small_fig):
     assert path.read_bytes() == first
 
 
+@pytest.mark.browser  # kaleido exports the PNG with Chromium
 def test_save_figure_drops_time_and_text_chunks(figures_dir, small_fig):
     plots.save_figure(small_fig, "01-test-bar")
     types = png_chunk_types((figures_dir / "01-test-bar.png").read_bytes())
     assert not {b"tIME", b"tEXt", b"zTXt", b"iTXt"} & set(types)
 
 
+@pytest.mark.browser  # kaleido exports the PNG with Chromium
 def test_save_figure_leaves_no_temporary_file(figures_dir, small_fig):
     plots.save_figure(small_fig, "01-test-bar")
     assert [p.name for p in figures_dir.iterdir()] == ["01-test-bar.png"]

@@ -1,26 +1,26 @@
 """The rendered report: the results table (README and index), the offline site, and a real browser.
 
-The browser check drives Debian's headless Chromium over the DevTools protocol through a pipe
-(``--remote-debugging-pipe``; no extra package, no network port) and loads every page from ``file://``.
+The browser check drives Debian's headless Chromium over the DevTools protocol with choreographer (which
+kaleido already brings; it talks through ``--remote-debugging-pipe``, no network port) and loads every page
+from ``file://``.
 """
 
+import asyncio
 import base64
-import fcntl
 import html
 import json
 import os
-import queue
 import re
 import shutil
+import signal
 import struct
-import subprocess
-import threading
-import time
 import zlib
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import choreographer
+import choreographer.browsers
 import nbformat
 import pytest
 
@@ -262,6 +262,7 @@ def _html_files(out):
     return sorted(out.rglob("*.html"))
 
 
+@pytest.mark.site
 def test_every_notebook_has_a_page_and_every_figure_an_interactive_version(real_site):
     out = real_site.out_dir
     for notebook in NOTEBOOKS:
@@ -275,6 +276,7 @@ def test_every_notebook_has_a_page_and_every_figure_an_interactive_version(real_
     assert len(list(out.rglob("plotly.min.js"))) == 1
 
 
+@pytest.mark.site
 def test_no_page_loads_anything_from_the_network(real_site):
     for path in _html_files(real_site.out_dir):
         text = path.read_text(encoding="utf-8")
@@ -284,6 +286,7 @@ def test_no_page_loads_anything_from_the_network(real_site):
         assert not [url for _, url in loaded if "cdnjs" in url or "require.js" in url], path.name
 
 
+@pytest.mark.site
 def test_site_links_resolve(real_site):
     """Every relative link in the site resolves, except links to notebooks not written yet
     (test_links.py reports those against the notebook that contains them)."""
@@ -319,99 +322,6 @@ def _chromium():
     return None
 
 
-class DevTools:
-    """A minimal Chrome DevTools Protocol client over ``--remote-debugging-pipe`` (fds 3 and 4)."""
-
-    FLAGS = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-extensions", "--mute-audio", "--hide-scrollbars", "--window-size=1280,1024",
-        # belt and braces: even if a page asked for the network, no name would resolve
-        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "--remote-debugging-pipe",
-    ]
-
-    def __init__(self, executable, user_data_dir):
-        to_browser_r, to_browser_w = os.pipe()
-        from_browser_r, from_browser_w = os.pipe()
-        # the child's ends, moved above fd 9 so that dup2 onto 3 and 4 cannot overwrite one another
-        child_in = fcntl.fcntl(to_browser_r, fcntl.F_DUPFD_CLOEXEC, 10)
-        child_out = fcntl.fcntl(from_browser_w, fcntl.F_DUPFD_CLOEXEC, 10)
-        os.close(to_browser_r)
-        os.close(from_browser_w)
-
-        def wire_pipes():  # runs in the child before exec: the pipe becomes fds 3 (in) and 4 (out)
-            os.dup2(child_in, 3)
-            os.dup2(child_out, 4)
-
-        self.process = subprocess.Popen(
-            [executable, *self.FLAGS, f"--user-data-dir={user_data_dir}", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=wire_pipes, close_fds=False,  # only inheritable fds (3 and 4) reach the child
-        )
-        os.close(child_in)
-        os.close(child_out)
-        self._writer = os.fdopen(to_browser_w, "wb", buffering=0)
-        self._reader = os.fdopen(from_browser_r, "rb", buffering=0)
-        self._inbox = queue.Queue()
-        self.events = []
-        self._last_id = 0
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        buffer = b""
-        while chunk := self._reader.read(1 << 16):
-            *messages, buffer = (buffer + chunk).split(b"\0")
-            for message in messages:
-                self._inbox.put(json.loads(message))
-        self._inbox.put(None)
-
-    def _next(self, deadline):
-        try:
-            message = self._inbox.get(timeout=max(0.01, deadline - time.monotonic()))
-        except queue.Empty:
-            raise TimeoutError("Chromium did not answer in time") from None
-        if message is None:
-            raise RuntimeError("Chromium closed the DevTools pipe")
-        return message
-
-    def send(self, method, params=None, session=None, timeout=30):
-        self._last_id += 1
-        message = {"id": self._last_id, "method": method, "params": params or {}}
-        if session:
-            message["sessionId"] = session
-        self._writer.write(json.dumps(message).encode() + b"\0")
-        deadline = time.monotonic() + timeout
-        while True:
-            reply = self._next(deadline)
-            if reply.get("id") == self._last_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply["result"]
-            self.events.append(reply)
-
-    def wait_for(self, method, session, timeout=30):
-        deadline = time.monotonic() + timeout
-        seen = [e for e in self.events if e.get("method") == method and e.get("sessionId") == session]
-        while not seen:
-            event = self._next(deadline)
-            self.events.append(event)
-            if event.get("method") == method and event.get("sessionId") == session:
-                seen.append(event)
-        return seen[0]
-
-    def close(self):
-        try:
-            self.send("Browser.close", timeout=5)
-        except Exception:  # already gone: kill below
-            pass
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._writer.close()
-
-
 PAGE_REPORT = """(async () => {
   const images = Array.from(document.images);
   await Promise.all(images.map(i => i.decode().catch(() => null)));
@@ -430,45 +340,88 @@ def _is_local(url):
         parts.scheme in ("http", "https", "ws") and parts.hostname in ("127.0.0.1", "localhost", "::1"))
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+class _Chromium(choreographer.browsers.Chromium):
+    """Choreographer's Chromium (headless, no sandbox, no GPU, no extensions, ``--remote-debugging-pipe``)
+    with this test's extra flags, and without the two flags it adds that loosen ``file://`` security, so that
+    the pages are checked as a reader's browser would open them."""
+
+    FLAGS = [
+        "--disable-quic", "--disable-background-networking", "--mute-audio", "--hide-scrollbars",
+        "--window-size=1280,1024",
+        # belt and braces: even if a page asked for the network, no name would resolve
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+    ]
+    LOOSENING = {"--disable-web-security", "--allow-file-access-from-files"}
+
+    def get_cli(self):
+        return [arg for arg in super().get_cli() if arg not in self.LOOSENING] + self.FLAGS
+
+
+TIMEOUT = 30  # seconds, for every single wait on the browser
+
+
+async def _send(target, method, params=None):
+    reply = await asyncio.wait_for(target.send_command(method, params), TIMEOUT)
+    if "error" in reply:
+        raise RuntimeError(f"{method}: {reply['error']}")
+    return reply["result"]
+
+
+async def _visit(tab, events, url):
+    """Load ``url`` in ``tab``; return the page report and the events that arrived meanwhile."""
+    events.clear()
+    loaded = tab.subscribe_once("Page.loadEventFired")
+    await _send(tab, "Page.navigate", {"url": url})
+    try:
+        await asyncio.wait_for(loaded, TIMEOUT)
+    except TimeoutError:
+        raise TimeoutError(f"{url} did not finish loading in {TIMEOUT} s") from None
+    reply = await _send(tab, "Runtime.evaluate", {"expression": PAGE_REPORT, "awaitPromise": True,
+                                                  "returnByValue": True})
+    return reply["result"]["value"], list(events)
+
+
+async def _visit_all(executable, user_data_dir, urls):
+    browser = choreographer.Browser(executable, browser_cls=_Chromium, enable_extensions=False,
+                                    tmp_dir=str(user_data_dir))
+    try:
+        await asyncio.wait_for(browser.open(), TIMEOUT)
+        tab = await asyncio.wait_for(browser.create_tab("about:blank"), TIMEOUT)
+        events = []
+
+        async def record(event):
+            events.append(event)
+
+        tab.subscribe("*", record)
+        for domain in ("Page", "Network", "Runtime", "Log"):
+            await _send(tab, f"{domain}.enable")
+        return [await _visit(tab, events, url) for url in urls]
+    finally:
+        try:
+            await asyncio.wait_for(browser.close(), TIMEOUT)
+        finally:  # close failed or timed out: kill the browser's process group (choreographer starts a new one)
+            if getattr(browser, "subprocess", None) and browser.subprocess.poll() is None:
+                os.killpg(browser.subprocess.pid, signal.SIGKILL)
+                browser.subprocess.wait(TIMEOUT)
+
+
+@pytest.mark.site
+@pytest.mark.browser
+def test_site_renders_offline_in_chromium(real_site, tmp_path):
     executable = _chromium()
     if executable is None:
         pytest.skip("no Chromium found (install Debian's chromium, or set MNIST_KNN_CHROMIUM)")
-    devtools = DevTools(executable, tmp_path_factory.mktemp("chromium-profile"))
-    try:
-        target = devtools.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = devtools.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Page", "Network", "Runtime", "Log"):
-            devtools.send(f"{domain}.enable", session=session)
-        yield devtools, session
-    finally:
-        devtools.close()
-
-
-def _visit(browser, path):
-    devtools, session = browser
-    devtools.events.clear()
-    devtools.send("Page.navigate", {"url": path.resolve().as_uri()}, session=session)
-    devtools.wait_for("Page.loadEventFired", session)
-    reply = devtools.send("Runtime.evaluate", {"expression": PAGE_REPORT, "awaitPromise": True,
-                                               "returnByValue": True}, session=session)
-    events = [e for e in devtools.events if e.get("sessionId") == session]
-    requests = [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
-    errors = [json.dumps(e["params"])[:300] for e in events
-              if e["method"] == "Runtime.exceptionThrown"
-              or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
-              or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")]
-    return reply["result"]["value"], requests, errors
-
-
-def test_site_renders_offline_in_chromium(real_site, browser):
     out = real_site.out_dir
     pages = [out / "index.html"] + [p for p in _html_files(out) if p.name != "index.html" or p.parent != out]
+    visits = asyncio.run(_visit_all(executable, tmp_path, [p.resolve().as_uri() for p in pages]))
     problems = []
-    for path in pages:
+    for path, (page, events) in zip(pages, visits):
         name = path.relative_to(out).as_posix()
-        page, requests, errors = _visit(browser, path)
+        requests = [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
+        errors = [json.dumps(e["params"])[:300] for e in events
+                  if e["method"] == "Runtime.exceptionThrown"
+                  or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
+                  or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")]
         remote = [url[:100] for url in requests if not _is_local(url)]
         if remote:
             problems.append(f"{name}: requests leaving the machine: {remote}")
