@@ -146,7 +146,7 @@ def _l2_threshold(code, p, tau, R, n_feat):
     return tau ** (2.0 / p) * n_feat ** (1.0 - 2.0 / p)
 
 
-_CHUNK = 32  # training rows screened together: their minimum score, then a look at the few that pass
+_SCREEN_ROWS = 32  # training rows screened together: their minimum score, then a look at the few that pass
 
 
 @njit(nogil=True, cache=True, error_model="numpy")  # x / 0 gives inf, as in a parallel kernel
@@ -170,9 +170,9 @@ def _search_block(G, Xq, Xt, qn, tn, tnorm, qnnz, tnnz, gamma, R, code, p, k, C,
         #    of the C, then k, lexicographically smallest (score, index) pairs, sorted at the very end).
         cand_s = np.full(C, np.inf)
         cand_i = np.full(C, n_train, dtype=np.int64)
-        sc = np.empty(_CHUNK)
-        for j0 in range(0, n_train, _CHUNK):
-            j1 = min(j0 + _CHUNK, n_train)
+        sc = np.empty(_SCREEN_ROWS)
+        for j0 in range(0, n_train, _SCREEN_ROWS):
+            j1 = min(j0 + _SCREEN_ROWS, n_train)
             lo = np.inf
             for j in range(j0, j1):
                 if code == COS:
@@ -200,8 +200,8 @@ def _search_block(G, Xq, Xt, qn, tn, tnorm, qnnz, tnnz, gamma, R, code, p, k, C,
             continue
         # 3. Every other row whose lower bound does not exceed the threshold is computed exactly.
         cand_sorted = np.sort(cand_i)
-        for j0 in range(0, n_train, _CHUNK):
-            j1 = min(j0 + _CHUNK, n_train)
+        for j0 in range(0, n_train, _SCREEN_ROWS):
+            j1 = min(j0 + _SCREEN_ROWS, n_train)
             if code != COS:
                 lo = np.inf
                 for j in range(j0, j1):

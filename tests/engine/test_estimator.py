@@ -1,5 +1,9 @@
 """Tests for mnist_knn.engine.estimator.KNNClassifier: scikit-learn's estimator checks, tie rules, weights, labels."""
 
+import pickle
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -142,22 +146,84 @@ X3, Y3 = np.eye(3), np.array([0, 1, 2])
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ({"n_neighbors": 0}, r"n_neighbors must be a positive integer; got n_neighbors=0"),
-    ({"n_neighbors": 2.5}, r"n_neighbors must be a positive integer; got n_neighbors=2.5"),
-    ({"metric": "jaccard"}, r"metric must be one of \(.*\); got metric='jaccard'"),
-    ({"metric": "minkowski", "p": 0.5}, r"minkowski needs p >= 1; got p=0.5"),
-    ({"weights": "gaussian"}, r"weights must be one of \('uniform', 'distance'\) or a callable; got 'gaussian'"),
-    ({"tie_break": "coin"}, r"tie_break must be one of \(.*'smallest'.*\); got 'coin'"),
+    ({"n_neighbors": 0}, r"n_neighbors must be an integer >= 1; got n_neighbors=0\."),
+    ({"n_neighbors": 2.5}, r"n_neighbors must be an integer >= 1; got n_neighbors=2\.5\."),
+    ({"n_neighbors": True}, r"n_neighbors must be an integer >= 1; got n_neighbors=True\."),
+    ({"metric": "jaccard"}, r"metric must be one of \('euclidean', .*'cosine'\); got metric='jaccard'\."),
+    ({"metric": "minkowski", "p": 0.5}, r"p must be a real number in \[1, inf\]; got p=0\.5\."),
+    ({"p": 0.5}, r"p must be a real number in \[1, inf\]; got p=0\.5\."),  # checked for every metric
+    ({"metric": "minkowski", "p": float("nan")}, r"p must be a real number in \[1, inf\]; got p=nan\."),
+    ({"metric": "minkowski", "p": "3"}, r"p must be a real number in \[1, inf\]; got p='3'\."),
+    ({"weights": "gaussian"},
+     r"weights must be one of \('uniform', 'distance'\) or a callable; got weights='gaussian'\."),
+    ({"weights": ["uniform"]}, r"weights must be one of .* or a callable; got weights=\['uniform'\]\."),
+    ({"tie_break": "coin"}, r"tie_break must be one of \('smallest', .*'distance_sum'\); got tie_break='coin'\."),
+    ({"tie_break": None}, r"tie_break must be one of \(.*\); got tie_break=None\."),
+    ({"random_state": -1},
+     r"random_state must be None, an integer >= 0 or a numpy Generator, RandomState, BitGenerator or "
+     r"SeedSequence; got random_state=-1\."),
+    ({"random_state": 1.5}, r"random_state must be None, .*; got random_state=1\.5\."),
 ])
 def test_bad_parameters_raise_on_fit(params, message):
     with pytest.raises(ValueError, match=message):
         KNNClassifier(**params).fit(X3, Y3)
 
 
+@pytest.mark.parametrize("name", sorted(KNNClassifier().get_params()))
+def test_every_parameter_is_validated(name):
+    """Every constructor parameter has a rule: a value of no valid kind raises, naming the parameter."""
+    clf = KNNClassifier(1).set_params(**{name: object()})
+    with pytest.raises(ValueError, match=rf"^{name} must be .+; got {name}=<object object at"):
+        clf.fit(X3, Y3)
+
+
+@pytest.mark.parametrize("params", [
+    {"n_neighbors": np.int64(2)},
+    {"metric": "minkowski", "p": np.inf},
+    {"metric": "minkowski", "p": np.float32(1.5)},
+    {"metric": "minkowski", "p": 1},
+    {"weights": lambda d: 1 / (1 + d)},
+    {"tie_break": "random", "random_state": np.int32(4)},
+    {"tie_break": "random", "random_state": np.random.default_rng(0)},
+    {"tie_break": "random", "random_state": np.random.RandomState(0)},
+    {"tie_break": "random", "random_state": np.random.SeedSequence(0)},
+])
+def test_valid_parameters_of_every_kind_are_accepted(params):
+    clf = KNNClassifier(**{"n_neighbors": 2, **params}).fit(X3, Y3)
+    assert clf.predict(X3).shape == (3,)
+
+
+def test_parameters_after_n_neighbors_are_keyword_only():
+    with pytest.raises(TypeError, match="positional argument"):
+        KNNClassifier(3, "manhattan")
+    assert KNNClassifier(3, metric="manhattan").get_params()["metric"] == "manhattan"
+
+
 def test_more_neighbours_than_training_samples_raises_on_predict():
     clf = KNNClassifier(5).fit(X3, Y3)
-    with pytest.raises(ValueError, match=r"n_neighbors must be in \[1, n_samples_fit=3\]; got 5"):
+    message = r"n_neighbors must be in \[1, n_samples_fit=3\]; got n_neighbors=5: more neighbours than training samples"
+    with pytest.raises(ValueError, match=message):
         clf.predict(X3)
+    with pytest.raises(ValueError, match=message):
+        clf.predict_proba(X3)
+    with pytest.raises(ValueError, match=r"n_samples_fit=3\]; got n_neighbors=4"):
+        KNNClassifier(1).fit(X3, Y3).kneighbors(X3, n_neighbors=4)
+    assert KNNClassifier(3).fit(X3, Y3).predict(X3).shape == (3,)  # k = n_samples_fit is fine
+
+
+def test_kneighbors_without_x_needs_fewer_neighbours_than_samples():
+    """Without X each sample's neighbours exclude itself: at most n_samples_fit - 1."""
+    with pytest.raises(ValueError, match=r"n_neighbors must be in \[1, n_samples_fit - 1 = 2\] when X is None.*"
+                                         r"got n_neighbors=3\."):
+        KNNClassifier(3).fit(X3, Y3).kneighbors()
+    assert KNNClassifier(2).fit(X3, Y3).kneighbors()[1].shape == (3, 2)
+
+
+@pytest.mark.parametrize("bad", [0, 2.5, True, "2"])
+def test_bad_n_neighbors_argument_of_kneighbors(bad):
+    clf = KNNClassifier(1).fit(X3, Y3)
+    with pytest.raises(ValueError, match=rf"n_neighbors must be an integer >= 1; got n_neighbors={bad!r}\."):
+        clf.kneighbors(X3, n_neighbors=bad)
 
 
 def test_wrong_width_raises_on_predict():
@@ -181,3 +247,45 @@ def test_changed_parameters_after_fit_are_validated_on_predict():
     clf.set_params(tie_break="alphabetical")
     with pytest.raises(ValueError, match="tie_break must be one of"):
         clf.predict(X3)
+    clf.set_params(tie_break="smallest", metric="hamming")
+    for method in (clf.predict, clf.predict_proba, clf.kneighbors):
+        with pytest.raises(ValueError, match="metric must be one of"):
+            method(X3)
+
+
+# --------------------------------------------------------------------------- without scikit-learn
+
+WITHOUT_SKLEARN = """
+import pickle, sys
+for name in ("sklearn", "sklearn.base", "sklearn.utils", "sklearn.utils.validation", "sklearn.utils.multiclass"):
+    sys.modules[name] = None  # as if scikit-learn were not installed: importing it raises ImportError
+
+import mnist_knn.engine.estimator  # the module itself imports
+from mnist_knn import KNNClassifier  # and so does the lazy re-export
+
+def import_error(make):
+    try:
+        make()
+    except ImportError as error:
+        return str(error)
+    return "no ImportError"
+
+print(import_error(KNNClassifier))
+print(import_error(lambda: KNNClassifier(3, metric="manhattan")))
+print(import_error(lambda: pickle.loads(sys.stdin.buffer.read())))  # a model pickled with scikit-learn
+bare = object.__new__(KNNClassifier)  # past the constructor: fitting raises the same error
+bare.__dict__.update(n_neighbors=1, metric="euclidean", p=2, weights="uniform", tie_break="smallest",
+                     random_state=None)
+print(import_error(lambda: bare.fit([[0.0], [1.0]], [0, 1])))
+"""
+
+
+def test_without_sklearn_the_module_imports_and_the_estimator_says_what_is_missing():
+    fitted = pickle.dumps(KNNClassifier(1).fit(X3, Y3))
+    run = subprocess.run([sys.executable, "-c", WITHOUT_SKLEARN], input=fitted, capture_output=True, timeout=300)
+    assert run.returncode == 0, run.stderr.decode()
+    lines = run.stdout.decode().splitlines()
+    assert len(lines) == 4
+    for line in lines:
+        assert line.startswith("KNNClassifier needs scikit-learn (pip install scikit-learn)"), line
+        assert "mnist_knn.engine.kneighbors" in line and "import of sklearn.base halted" in line
