@@ -183,3 +183,28 @@ def test_checker_flags_private_names(source):
 def test_checker_allows_public_and_dunder_names():
     source = "from mnist_knn.engine import search\nsearch.kneighbors\nsearch.__name__\nfrom .search import inked_columns\n"
     assert not private_uses(source, "mnist_knn.engine.idm")
+
+
+# ------------------------------------------------------------------ the stages' re-exports
+
+
+@pytest.mark.parametrize("stage", ORDER[1:])
+def test_each_stage_re_exports_exactly_its_modules_public_names(stage):
+    """A stage's ``__init__`` lists, module by module, the names it re-exports lazily; the list must be each
+    module's ``__all__``, so that a new public function cannot be forgotten (nor a removed one linger)."""
+    import importlib
+
+    package = importlib.import_module(f"mnist_knn.{stage}")
+    exports = package._EXPORTS  # noqa: SLF001 - the table under test
+    modules = sorted(p.stem for p in (PACKAGE / stage).glob("*.py") if p.stem != "__init__")
+    assert sorted(exports) == modules, f"mnist_knn.{stage}: re-exports {sorted(exports)}; modules are {modules}"
+    for module, names in exports.items():
+        declared = importlib.import_module(f"mnist_knn.{stage}.{module}").__all__
+        assert sorted(names) == sorted(declared), f"mnist_knn.{stage}.{module}: __all__ is {sorted(declared)}"
+
+
+def test_the_top_level_re_exports_resolve():
+    import mnist_knn
+
+    for name in mnist_knn.__all__:
+        assert getattr(mnist_knn, name) is not None

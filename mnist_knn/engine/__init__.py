@@ -42,6 +42,7 @@ _EXPORTS = {
         "cached_distance",
         "candidate_images",
         "float_images",
+        "function_identity",
         "nearest_candidates",
         "rerank_by_metric",
         "used_training_images",
