@@ -319,10 +319,7 @@ def _fetch(name, data_dir, mirrors, files, timeout):
         data_dir.mkdir(parents=True, exist_ok=True)
         _remove_stale_parts(data_dir, spec.name)
     except OSError as exc:
-        raise DownloadError(
-            f"Could not fetch {spec.name}: the data directory {data_dir} cannot be written "
-            f"({exc.strerror or exc}). Choose another with the MNIST_KNN_DATA environment variable."
-        ) from exc
+        raise _unwritable(spec, data_dir, exc) from exc
     urls = _urls(spec, mirrors)
     failures = []
     for url in urls:
@@ -330,6 +327,8 @@ def _fetch(name, data_dir, mirrors, files, timeout):
             _download(url, dest, spec, timeout)
         except _AttemptFailed as exc:
             failures.append(f"  {url}: {exc}")
+        except OSError as exc:  # network errors are _AttemptFailed: this is the local disk (read-only, full)
+            raise _unwritable(spec, data_dir, exc) from exc
         else:
             return dest, url
     existing = (
@@ -357,6 +356,14 @@ def _remove_stale_parts(data_dir, name):
                 part.unlink()
         except FileNotFoundError:
             pass
+
+
+def _unwritable(spec, data_dir, exc):
+    return DownloadError(
+        f"Could not fetch {spec.name}: the data directory {data_dir} cannot be written "
+        f"({type(exc).__name__}: {exc.strerror or exc}). Choose another with the MNIST_KNN_DATA "
+        "environment variable."
+    )
 
 
 def fetch(name, data_dir=DATA_DIR, *, mirrors=None, files=None, timeout=_TIMEOUT):

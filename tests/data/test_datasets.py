@@ -447,3 +447,18 @@ def test_main_reports_an_unwritable_data_directory_without_a_traceback(tmp_path,
 def test_a_single_mirror_string_is_refused_not_read_letter_by_letter(tmp_path, mirrors):
     with pytest.raises(TypeError, match="mirrors must be a sequence"):
         fetch(NAME, tmp_path, mirrors=mirrors, files=SPECS, timeout=5)
+
+
+def test_a_read_only_data_directory_gives_a_download_error(server, tmp_path, monkeypatch):
+    # Tests run as root here, which ignores permission bits: the read-only directory is simulated where
+    # the temporary file is created, as the operating system would refuse it.
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    server.files[NAME] = CONTENT
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(DownloadError, match="cannot be written .*PermissionError: Permission denied"):
+        fetch(NAME, tmp_path, mirrors=[server.url], files=SPECS, timeout=5)
+    assert _listing(tmp_path) == {}
