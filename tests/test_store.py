@@ -256,3 +256,18 @@ def test_results_file_is_sorted_json_readable_by_everyone(tmp_path, umask_022):
     record_result("a", path=path, **ENTRY)
     assert list(json.loads(path.read_text())) == ["a", "b"]
     assert mode(path) == 0o644
+
+
+def test_one_configuration_has_one_number_across_notebooks(tmp_path):
+    path = tmp_path / "results.json"
+    record_result("l2", path=path, k=3, **ENTRY)
+    record_result("l2", path=path, k=3, **{**ENTRY, "error": 0.11})  # the same notebook, re-run: replaced
+    assert load_results(path)["l2"]["error"] == 0.11
+    other = {**ENTRY, "notebook": "02-y.ipynb"}
+    with pytest.raises(ValueError, match="one configuration must have one number"):
+        record_result("l2", path=path, k=3, **other)  # another notebook, same key, another number
+    with pytest.raises(ValueError, match="same configuration"):
+        record_result("l2-again", path=path, k=3, **other)  # same configuration under another key
+    record_result("l2-again", path=path, k=3, **{**other, "error": 0.11})  # the same number is fine
+    record_result("l2-k5", path=path, k=5, **other)  # another configuration is fine
+    assert sorted(load_results(path)) == ["l2", "l2-again", "l2-k5"]

@@ -96,10 +96,31 @@ def record_result(key, *, notebook, description, error, ci_low, ci_high, path=No
         raise ValueError(f"result {key!r} holds NaN or infinity, which JSON cannot store: {entry['config']}") from exc
     with _locked(path):  # read, change and write as one step
         results = load_results(path)
+        _check_one_number(results, key, entry)
         results[key] = entry
         text = json.dumps(results, indent=2, sort_keys=True) + "\n"
         write_atomically(path, text, skip_unchanged=True)
     return entry
+
+
+def _check_one_number(results, key, entry):
+    """One configuration, one number: refuse a result that another notebook recorded differently.
+
+    A notebook may replace its own entries (it was re-run), but a key recorded by another notebook, or
+    the same configuration under another key, must carry the same error and interval."""
+    numbers = ("error", "ci_low", "ci_high")
+    for other_key, other in results.items():
+        if other.get("notebook") == entry["notebook"]:
+            continue
+        same = other_key == key or other.get("config") == entry["config"]
+        if same and any(other.get(n) != entry[n] for n in numbers):
+            raise ValueError(
+                f"result {key!r} from {entry['notebook']} gives error {entry['error']} "
+                f"[{entry['ci_low']}, {entry['ci_high']}], but {other['notebook']} recorded "
+                f"{other_key!r} with the same {'key' if other_key == key else 'configuration'} as "
+                f"{other.get('error')} [{other.get('ci_low')}, {other.get('ci_high')}]: one configuration must "
+                "have one number across the report."
+            )
 
 
 def _plain(value):

@@ -10,6 +10,7 @@ Anchors into Markdown files (the README) follow GitHub's rule; ``#L10`` into a s
 
 import difflib
 import functools
+import json
 import re
 import subprocess
 from html.parser import HTMLParser
@@ -241,3 +242,18 @@ def test_anchor_rule_matches_nbconvert_html(project):
     body, _ = HTMLExporter(template_name="lab").from_filename(str(path))
     ids = {unquote(i) for i in re.findall(r'<h[1-6][^>]*\bid="([^"]+)"', body)}
     assert ids == set(anchors(path)) == {"02-·-B", "2.-Are-the-ten-classes-balanced?"}
+
+
+def test_results_file_gives_one_number_per_configuration():
+    """The report's results.json as committed: no two notebooks give one configuration two numbers."""
+    from mnist_knn.report.results import load_results
+
+    results = load_results()
+    seen = {}
+    for key, entry in results.items():
+        config = json.dumps(entry["config"], sort_keys=True)
+        numbers = (entry["error"], entry["ci_low"], entry["ci_high"])
+        if config in seen:
+            other_key, other_numbers = seen[config]
+            assert numbers == other_numbers, f"{key} and {other_key}: one configuration, two numbers"
+        seen[config] = (key, numbers)
