@@ -25,8 +25,17 @@ __all__ = ["cached_arrays", "digest", "file_mode", "write_atomically"]
 
 
 def file_mode():
-    """The permission bits of an ordinary new file under the current umask (``0o644`` usually)."""
-    umask = os.umask(0)
+    """The permission bits of an ordinary new file under the current umask (``0o644`` usually).
+
+    The umask is read from ``/proc/self/status`` where Linux offers it: setting it to learn it (the only
+    portable way) would, for an instant, change the mode of files that other threads create."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o077)  # the briefest, and safest, value while it is read
     os.umask(umask)
     return 0o666 & ~umask
 

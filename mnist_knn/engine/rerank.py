@@ -12,6 +12,7 @@ a plain metric (the *candidates*). The functions here order those candidates by 
 Neither is an exact search: a training row missing from the shortlist is never considered.
 """
 
+import functools
 from pathlib import Path
 
 import numba
@@ -271,8 +272,6 @@ def function_identity(func):
     >>> function_identity(functools.partial(idm_distance, warp=1))
     "functools.partial(mnist_knn.engine.idm.idm_distance, (), [('warp', '1')])"
     """
-    import functools
-
     if isinstance(func, functools.partial):
         inner = function_identity(func.func)
         args = tuple(_stable_repr(a, "args") for a in func.args)

@@ -22,7 +22,7 @@ def test_bootstrap_of_a_hand_computed_case():
     writers = ["a", "a", "b", "b", "c", "c", "d", "d"]
     est = writer_bootstrap(errors, writers, n_boot=40_000)
     assert (est.value, est.low, est.high) == (0.25, 0.0, 0.75)
-    # and the 90% interval: the 95% quantile is 2/4 (P(<=2) = 0.949 > 0.95? no: 0.9492 < 0.95), so 3/4
+    # and the 90% interval: P(<=2) = 0.9492 falls just short of 0.95, so its upper end is still 3/4
     binom = [math.comb(4, j) * 0.25**j * 0.75 ** (4 - j) for j in range(5)]
     assert np.cumsum(binom)[2] < 0.95 < np.cumsum(binom)[3]
     assert writer_bootstrap(errors, writers, n_boot=40_000, confidence=0.9).high == 0.75
