@@ -271,3 +271,17 @@ def test_one_configuration_has_one_number_across_notebooks(tmp_path):
     record_result("l2-again", path=path, k=3, **{**other, "error": 0.11})  # the same number is fine
     record_result("l2-k5", path=path, k=5, **other)  # another configuration is fine
     assert sorted(load_results(path)) == ["l2", "l2-again", "l2-k5"]
+
+
+def test_a_result_quoted_by_another_notebook_keeps_its_owner(tmp_path):
+    path = tmp_path / "results.json"
+    record_result("l2", path=path, k=3, selection="held-out writers", **ENTRY)
+    other = {**ENTRY, "notebook": "04-y.ipynb", "description": "quoted"}
+    for _ in range(2):  # quoting twice changes nothing
+        record_result("l2", path=path, k=3, selection="another protocol", **other)
+    entry = load_results(path)["l2"]
+    assert entry["notebook"] == ENTRY["notebook"] and entry["description"] == ENTRY["description"]
+    assert entry["also_in"] == ["04-y.ipynb"] and entry["selection"] == "held-out writers"
+    before = path.read_bytes()
+    record_result("l2", path=path, k=3, selection="held-out writers", **ENTRY)  # the owner re-run
+    assert path.read_bytes() == before

@@ -56,8 +56,12 @@ def _locked(path):
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
-def record_result(key, *, notebook, description, error, ci_low, ci_high, path=None, **config):
+def record_result(key, *, notebook, description, error, ci_low, ci_high, selection=None, path=None, **config):
     """Record (or replace) one headline result.
+
+    One configuration has one number across the report. A key (or a configuration) that another notebook
+    recorded may be recorded again only with the same error and interval: the entry then keeps its first
+    notebook and lists this one under ``also_in``. A notebook re-run replaces its own entries.
 
     Parameters
     ----------
@@ -69,8 +73,11 @@ def record_result(key, *, notebook, description, error, ci_low, ci_high, path=No
         What was measured, in words, for the results table.
     error, ci_low, ci_high : float
         Test error and its 95% interval, as fractions (0.0309, not 3.09).
+    selection : str, optional
+        How the configuration was chosen (on which training writers and queries), in words. It is not part
+        of the configuration: two notebooks that choose the same classifier differently still report one number.
     **config
-        The configuration (k, metric, preprocessing, ...): JSON-serialisable values.
+        The classifier (k, metric, preprocessing, tie rule, ...): JSON-serialisable values.
 
     Returns
     -------
@@ -90,6 +97,8 @@ def record_result(key, *, notebook, description, error, ci_low, ci_high, path=No
         "ci_high": round(float(ci_high), 6),
         "config": {k: _plain(v) for k, v in sorted(config.items())},
     }
+    if selection is not None:
+        entry["selection"] = str(selection)
     try:
         json.dumps(entry, allow_nan=False)
     except ValueError as exc:
@@ -97,6 +106,11 @@ def record_result(key, *, notebook, description, error, ci_low, ci_high, path=No
     with _locked(path):  # read, change and write as one step
         results = load_results(path)
         _check_one_number(results, key, entry)
+        owner = results.get(key)
+        if owner is not None and owner.get("notebook") != notebook:  # the same numbers, quoted again
+            entry = {**owner, "also_in": sorted({*owner.get("also_in", ()), notebook})}
+        elif owner is not None and owner.get("also_in"):  # the owner re-run: the quotes stay listed
+            entry["also_in"] = owner["also_in"]
         results[key] = entry
         text = json.dumps(results, indent=2, sort_keys=True) + "\n"
         write_atomically(path, text, skip_unchanged=True)

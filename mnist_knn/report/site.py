@@ -160,7 +160,8 @@ def results_rows(results):
     -------
     list of dict
         Keys ``key``, ``description``, ``error`` (``"3.09%"``), ``ci`` (``"2.77%–3.45%"``),
-        ``config`` (``"k = 3; metric = euclidean"``) and ``stem`` (the notebook's file stem).
+        ``config`` (``"k = 3; metric = euclidean"``), ``selection`` (how it was chosen, ``""`` if not
+        recorded), ``stem`` (the notebook's file stem) and ``also_in`` (stems of notebooks that quote it).
     """
     rows = []
     for key, entry in results.items():
@@ -170,7 +171,9 @@ def results_rows(results):
             "error": _percent(entry["error"]),
             "ci": f"{_percent(entry['ci_low'])}–{_percent(entry['ci_high'])}",
             "config": _config_text(entry.get("config")),
+            "selection": str(entry.get("selection", "")),
             "stem": _notebook_stem(entry.get("notebook", "")),
+            "also_in": [_notebook_stem(name) for name in entry.get("also_in", ())],
         })
     return sorted(rows, key=lambda row: (row["stem"], row["key"]))
 
@@ -201,14 +204,19 @@ def readme_block(results, notebooks_dir=None):
     titles = {page.stem: page.title_text for page in notebook_pages(notebooks_dir)}
     lines = [
         note,
-        "| Result | Test error (95% CI) | Configuration | Notebook |",
-        "|---|---|---|---|",
+        "| Result | Test error (95% CI) | Configuration | Chosen on | Notebook |",
+        "|---|---|---|---|---|",
     ]
     for row in rows:
         label = titles.get(row["stem"], row["stem"])
+        notebook = f"[{_md_cell(label)}](notebooks/{quote(row['stem'])}.ipynb)"
+        if row["also_in"]:
+            notebook += "; also in " + ", ".join(
+                f"[{stem[:2]}](notebooks/{quote(stem)}.ipynb)" for stem in row["also_in"]
+            )
         lines.append(
             f"| {_md_cell(row['description'])} | {row['error']} ({row['ci']}) | {_md_cell(row['config'])} "
-            f"| [{_md_cell(label)}](notebooks/{quote(row['stem'])}.ipynb) |"
+            f"| {_md_cell(row['selection'])} | {notebook} |"
         )
     return "\n" + "\n".join(lines) + "\n"
 
@@ -533,6 +541,7 @@ class _Builder:
         for row in rows:
             row["notebook"] = titles.get(row["stem"], row["stem"])
             row["href"] = f"{quote(row['stem'])}.html"
+            row["also"] = [{"label": stem[:2], "href": f"{quote(stem)}.html"} for stem in row["also_in"]]
             if row["stem"] not in self.stems:
                 self.warn(f"results.json: {row['key']} names a notebook that does not exist: {row['stem']}")
         notebooks = [

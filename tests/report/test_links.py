@@ -257,3 +257,14 @@ def test_results_file_gives_one_number_per_configuration():
             other_key, other_numbers = seen[config]
             assert numbers == other_numbers, f"{key} and {other_key}: one configuration, two numbers"
         seen[config] = (key, numbers)
+
+
+def test_every_result_says_how_it_was_chosen_outside_its_configuration():
+    """The configuration describes the classifier; how it was chosen is said once, beside it, so that one
+    classifier chosen by two notebooks is still one configuration with one number."""
+    from mnist_knn.report.results import load_results
+
+    for key, entry in load_results().items():
+        assert entry.get("selection"), f"{key}: no 'selection' (how the configuration was chosen)"
+        assert "training" in entry["selection"], f"{key}: chosen on {entry['selection']!r}, not on training digits"
+        assert not {"k_selection", "chosen_on"} & set(entry["config"]), f"{key}: selection inside the configuration"

@@ -34,6 +34,8 @@ SAMPLE_RESULTS = {
         "description": "Plain L2 k-NN, best k",
         "error": 0.0309, "ci_low": 0.02774, "ci_high": 0.034405,
         "config": {"k": 3, "metric": "euclidean"},
+        "selection": "held-out training writers",
+        "also_in": ["04-gamma.ipynb"],
     },
     "01-nearest-mean": {
         "notebook": "01-alpha.ipynb",
@@ -85,16 +87,20 @@ def test_results_rows_are_formatted_and_in_notebook_order():
     assert rows[1]["error"] == "3.09%" and rows[1]["ci"] == "2.77%–3.44%"
     assert rows[1]["config"] == "k = 3; metric = euclidean"
     assert rows[0]["config"] == "preprocessing = deskew, blur; weights = none"
-    assert rows[0]["stem"] == "01-alpha"
+    assert rows[0]["stem"] == "01-alpha" and rows[0]["selection"] == "" and rows[0]["also_in"] == []
+    assert rows[1]["selection"] == "held-out training writers" and rows[1]["also_in"] == ["04-gamma"]
 
 
 def test_readme_block_is_a_markdown_table_with_notebook_links(tmp_path):
     block = site.readme_block(SAMPLE_RESULTS, notebooks_dir=tmp_path)
     lines = block.strip().splitlines()
-    assert lines[1] == "| Result | Test error (95% CI) | Configuration | Notebook |"
+    assert lines[1] == "| Result | Test error (95% CI) | Configuration | Chosen on | Notebook |"
     assert lines[3] == (
         r"| Nearest mean image \| one per class | 17.97% (17.23%–18.73%) "
-        "| preprocessing = deskew, blur; weights = none | [01-alpha](notebooks/01-alpha.ipynb) |"
+        "| preprocessing = deskew, blur; weights = none |  | [01-alpha](notebooks/01-alpha.ipynb) |"
+    )
+    assert lines[4].endswith(
+        "| held-out training writers | [02-beta](notebooks/02-beta.ipynb); also in [04](notebooks/04-gamma.ipynb) |"
     )
     assert block.startswith("\n") and block.endswith("\n")
 
