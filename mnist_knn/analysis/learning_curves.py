@@ -124,7 +124,7 @@ def subsample(y, size, scheme="random", rng=None):
 
 def learning_curve(
     X_train, y_train, X_test, y_test, sizes, repeats, *, scheme, rng=None, k_max=50,
-    keep_ks=(1,), cache_from=None,
+    keep_ks=(1,), cache_from=None, tie_break="smallest",
 ):
     """Test error of the uniform k-NN vote for every (size, repeat, k), one search per subsample.
 
@@ -150,6 +150,10 @@ def learning_curve(
     cache_from : int, optional
         Searches of subsamples with at least this many rows are cached on disk
         (:func:`mnist_knn.kneighbors` with ``cache=True``); smaller ones are cheap and are not.
+    tie_break : str, default="smallest"
+        How a tied uniform vote is resolved, one of :data:`mnist_knn.engine.vote.TIE_RULES`
+        (``"smallest"`` is scikit-learn's rule; ``"nearest"`` gives the tie to the tied label of the
+        nearest neighbour). The search does not depend on it, so cached searches serve every rule.
 
     Returns
     -------
@@ -166,7 +170,7 @@ def learning_curve(
 
     Notes
     -----
-    The vote is uniform with scikit-learn's tie rule (a tied vote goes to the smallest label).
+    The vote is uniform; ``tie_break`` decides tied votes (by default scikit-learn's rule: the smallest label).
     """
     sizes = [int(s) for s in sizes]
     repeats = [int(repeats)] * len(sizes) if np.ndim(repeats) == 0 else [int(r) for r in repeats]
@@ -182,7 +186,7 @@ def learning_curve(
             k_hi = min(k_max, size)
             cache = cache_from is not None and size >= cache_from
             dist, ind = kneighbors(X_train[S], X_test, k_hi, cache=cache)
-            pred = predict_many(dist, ind, y_train[S], np.arange(1, k_hi + 1))
+            pred = predict_many(dist, ind, y_train[S], np.arange(1, k_hi + 1), tie_break=tie_break)
             wrong = (pred != y_test).sum(axis=1)
             rows += [(scheme, size, rep, k, int(wrong[k - 1])) for k in range(1, k_hi + 1)]
             correct.append([pred[min(k, k_hi) - 1] == y_test for k in keep_ks])

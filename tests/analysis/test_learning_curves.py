@@ -112,6 +112,36 @@ def test_learning_curve_matches_a_direct_search_and_vote():
     assert_array_equal(correct[0, 0], pred == y_test)
 
 
+def test_learning_curve_votes_with_the_tie_rule_it_is_given():
+    X, y = blobs(30)
+    X_test, y_test = blobs(10, seed=1)
+    for rule in ("smallest", "nearest"):
+        errors, correct = learning_curve(
+            X, y, X_test, y_test, [40], 1, scheme="random", rng=np.random.default_rng(2), k_max=6,
+            keep_ks=(2, 4), tie_break=rule,
+        )
+        S = subsample(y, 40, "random", np.random.default_rng(2))
+        d, i = kneighbors(X[S], X_test, 6)
+        for j, k in enumerate((2, 4)):
+            pred = predict(d, i, y[S], k, tie_break=rule)
+            assert errors[errors["k"] == k].iloc[0]["n_errors"] == (pred != y_test).sum()
+            assert_array_equal(correct[0, j], pred == y_test)
+
+
+def test_learning_curve_nearest_rule_makes_2nn_equal_1nn():
+    rng = np.random.default_rng(3)
+    X, y = rng.integers(0, 50, size=(80, 3)).astype(np.uint8), rng.integers(0, 3, size=80)  # labels ignore X
+    X_test, y_test = rng.integers(0, 50, size=(40, 3)).astype(np.uint8), rng.integers(0, 3, size=40)
+    runs = {
+        rule: learning_curve(X, y, X_test, y_test, [80], 1, scheme="first", k_max=2, keep_ks=(1, 2), tie_break=rule)
+        for rule in ("smallest", "nearest")
+    }
+    _, nearest = runs["nearest"]
+    _, smallest = runs["smallest"]
+    assert_array_equal(nearest[0, 0], nearest[0, 1])  # a 1-1 tie goes to the nearest neighbour's label
+    assert (smallest[0, 1] != nearest[0, 1]).any()  # and some 2-NN votes here are such ties
+
+
 def test_learning_curve_runs_repeats_and_caps_k_at_size():
     X, y = blobs(10)
     errors, correct = learning_curve(
