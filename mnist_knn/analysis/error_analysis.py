@@ -5,10 +5,12 @@ The measurements behind notebook 05. Every function is pure (arrays in, arrays o
 * what a digit looks like: :func:`digit_measurements` (slant, ink, bounding box) and
   :func:`class_percentile` (how unusual a value is *for its class*);
 * how it sits among the training digits: :func:`nearest_distance_per_class` (exact, any number of
-  neighbours away) and :func:`distance_ratio`;
+  neighbours away), :func:`distance_ratio`, and :func:`neighbour_distance_ratio` (the same ratio read
+  from a list of neighbours, e.g. other writers' digits for a held-out training digit);
 * who is to blame: :func:`unanimous_against` (label-noise candidates), :func:`bad_neighbour_counts`,
   :func:`assign_causes`;
-* where errors concentrate: :func:`binned_error` (error rate per bin of a measurement);
+* where errors concentrate: :func:`binned_error` (error rate per bin of a measurement, with intervals
+  over writers when their IDs are given);
 * what to trust: :func:`rejection_curve` (accuracy-rejection, ties shared fairly);
 * who wrote them: :func:`top_share`, :func:`binomial_top_share`, :func:`concentration_curve`;
 * which confusions are one-sided: :func:`confused_pairs`.
@@ -22,6 +24,7 @@ from .. import validation
 from ..data.preprocess import skew
 from ..engine.search import kneighbors
 from .scores import wilson_interval
+from .uncertainty import writer_bootstrap
 
 __all__ = [
     "assign_causes",
@@ -34,6 +37,7 @@ __all__ = [
     "digit_measurements",
     "distance_ratio",
     "nearest_distance_per_class",
+    "neighbour_distance_ratio",
     "rejection_curve",
     "top_share",
     "unanimous_against",
@@ -182,6 +186,50 @@ def distance_ratio(D, labels):
     return ratio
 
 
+def neighbour_distance_ratio(distances, indices, y_train, labels):
+    """:func:`distance_ratio` read from a list of neighbours instead of a search per class.
+
+    For a held-out training digit the neighbours are other writers' digits (from
+    :func:`~mnist_knn.analysis.selection.other_writer_neighbors`), so the ratio is measured the way a
+    test digit's is.
+
+    Parameters
+    ----------
+    distances, indices : ndarray of shape (n, k_max)
+        Neighbours, nearest first.
+    y_train : ndarray of shape (n_train,)
+    labels : ndarray of shape (n,)
+        The class to measure from (e.g. the predicted label).
+
+    Returns
+    -------
+    ratio : ndarray of shape (n,)
+        Distance to the nearest listed neighbour of class ``labels[i]`` divided by the distance to the
+        nearest listed neighbour of any other class. Where the list holds no neighbour of the class the
+        numerator is the last listed distance (a lower bound of the true one); where it holds no other
+        class the denominator is the last listed distance (so the ratio is an upper bound).
+    exact : ndarray of shape (n,), bool
+        Whether both classes occur in the list, so that the ratio equals :func:`distance_ratio` on the
+        same reference digits.
+    """
+    distances = np.asarray(distances, np.float64)
+    L = np.asarray(y_train)[np.asarray(indices)]
+    labels = np.asarray(labels)
+    if distances.shape != L.shape or distances.ndim != 2 or labels.shape != (len(L),):
+        raise ValueError(
+            f"distances and indices must have one 2-D shape, and labels one entry per row; got shapes "
+            f"{distances.shape}, {L.shape} and {labels.shape}."
+        )
+    same = L == labels[:, None]
+    last = distances[:, -1]
+    own = np.where(same.any(axis=1), np.where(same, distances, np.inf).min(axis=1), last)
+    other = np.where((~same).any(axis=1), np.where(~same, distances, np.inf).min(axis=1), last)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = own / other
+    ratio[(own == 0) & (other == 0)] = 1.0
+    return ratio, same.any(axis=1) & (~same).any(axis=1)
+
+
 def unanimous_against(indices, y_train, y_true, k):
     """Label-noise candidates: the k nearest neighbours all carry one label, and it is not ``y_true``.
 
@@ -252,8 +300,8 @@ def assign_causes(flags, default="none"):
     return np.where(F.any(axis=1), np.array(names, dtype=object)[first], default)
 
 
-def binned_error(values, errors, edges, confidence=0.95):
-    """Error rate, with a Wilson interval, in each bin of a measurement.
+def binned_error(values, errors, edges, confidence=0.95, *, writers=None):
+    """Error rate, with an interval, in each bin of a measurement.
 
     Parameters
     ----------
@@ -263,6 +311,11 @@ def binned_error(values, errors, edges, confidence=0.95):
         Bin i holds ``edges[i] <= value < edges[i + 1]``; the last bin includes its right edge.
         Values outside ``[edges[0], edges[-1]]`` are not counted.
     confidence : float, default=0.95
+    writers : ndarray of shape (n,) or None, default=None
+        The writer of each digit. When given, each bin's interval is a writer bootstrap
+        (:func:`~mnist_knn.analysis.uncertainty.writer_bootstrap` of the bin's digits, seed 0), which
+        respects errors that cluster by writer; otherwise a Wilson interval, which treats the digits as
+        independent.
 
     Returns
     -------
@@ -275,6 +328,8 @@ def binned_error(values, errors, edges, confidence=0.95):
     edges = np.asarray(edges, np.float64)
     if values.shape != errors.shape or values.ndim != 1:
         raise ValueError("values and errors must be 1-D and of equal length.")
+    if writers is not None and np.shape(writers) != values.shape:
+        raise ValueError(f"writers must have the shape of values, {values.shape}; got {np.shape(writers)}.")
     if edges.ndim != 1 or len(edges) < 2 or (np.diff(edges) <= 0).any():
         raise ValueError(f"edges must be increasing with at least two entries; got {edges.tolist()}.")
     inside = (values >= edges[0]) & (values <= edges[-1])
@@ -285,7 +340,12 @@ def binned_error(values, errors, edges, confidence=0.95):
     filled = digits > 0
     out["error"] = np.where(filled, wrong / np.maximum(digits, 1), np.nan)
     out["ci_low"], out["ci_high"] = np.nan, np.nan
-    if filled.any():
+    if writers is not None:
+        w = np.asarray(writers)[inside]
+        for b in np.flatnonzero(filled):
+            est = writer_bootstrap(errors[inside][bins == b], w[bins == b], confidence=confidence)
+            out.loc[b, ["ci_low", "ci_high"]] = est.low, est.high
+    elif filled.any():
         lo, hi = wilson_interval(wrong[filled], digits[filled], confidence)
         out.loc[filled, "ci_low"], out.loc[filled, "ci_high"] = lo, hi
     return out

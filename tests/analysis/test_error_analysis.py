@@ -15,10 +15,12 @@ from mnist_knn.analysis.error_analysis import (
     digit_measurements,
     distance_ratio,
     nearest_distance_per_class,
+    neighbour_distance_ratio,
     rejection_curve,
     top_share,
     unanimous_against,
 )
+from mnist_knn.analysis.uncertainty import writer_bootstrap
 from mnist_knn.engine.search import kneighbors
 
 
@@ -118,6 +120,33 @@ def test_distance_ratio_of_zero_distances():
 # ---------------------------------------------------------------- label noise, bad neighbours, causes
 
 
+def test_neighbour_distance_ratio_equals_distance_ratio_when_both_classes_are_listed():
+    rng = np.random.default_rng(0)
+    X_train, y_train = rng.random((60, 5)), np.arange(60) % 3
+    X_query = rng.random((8, 5))
+    d, i = kneighbors(X_train, X_query, 60)  # every training digit listed: both classes always present
+    labels = np.arange(8) % 3
+    ratio, exact = neighbour_distance_ratio(d, i, y_train, labels)
+    D = nearest_distance_per_class(X_train, y_train, X_query, n_classes=3)
+    assert exact.all()
+    assert_allclose(ratio, distance_ratio(D, labels))
+
+
+def test_neighbour_distance_ratio_bounds_a_class_missing_from_the_list():
+    d = np.array([[1.0, 2.0, 4.0], [1.0, 2.0, 4.0]])
+    i = np.array([[0, 1, 2], [0, 1, 2]])
+    y_train = np.array([7, 7, 7])
+    ratio, exact = neighbour_distance_ratio(d, i, y_train, np.array([7, 3]))
+    # row 0: no other class listed, the denominator is the last distance; row 1: no own class listed
+    assert_allclose(ratio, [1 / 4, 4 / 1])
+    assert_array_equal(exact, [False, False])
+
+
+def test_neighbour_distance_ratio_with_mismatched_shapes_raises():
+    with pytest.raises(ValueError, match="one 2-D shape"):
+        neighbour_distance_ratio(np.zeros((2, 3)), np.zeros((2, 2), int), np.zeros(3, int), np.zeros(2, int))
+
+
 def test_unanimous_against_requires_all_k_neighbours_to_agree_on_another_label():
     y_train = np.array([3, 3, 3, 5, 7])
     indices = np.array([[0, 1, 2], [0, 1, 3], [0, 1, 2], [3, 0, 1]])
@@ -166,6 +195,22 @@ def test_binned_error_counts_digits_and_errors_per_bin():
     assert_array_equal(out["errors"], [1, 2])
     assert_allclose(out["error"], [0.5, 2 / 3])
     assert (out["ci_low"] < out["error"]).all() and (out["error"] < out["ci_high"]).all()
+
+
+def test_binned_error_with_writers_takes_each_bins_interval_from_a_writer_bootstrap():
+    rng = np.random.default_rng(1)
+    values, errors = rng.random(200), rng.random(200) < 0.3
+    writers = rng.integers(0, 20, 200)
+    out = binned_error(values, errors, [0.0, 0.5, 1.0], writers=writers)
+    lower = values < 0.5
+    est = writer_bootstrap(errors[lower], writers[lower])
+    assert (out.loc[0, "ci_low"], out.loc[0, "ci_high"]) == (est.low, est.high)
+    assert_array_equal(out["errors"], [errors[lower].sum(), errors[~lower].sum()])
+
+
+def test_binned_error_with_writers_of_the_wrong_length_raises():
+    with pytest.raises(ValueError, match="writers must have the shape"):
+        binned_error(np.array([0.1, 0.2]), np.array([False, True]), [0.0, 1.0], writers=[1])
 
 
 def test_binned_error_of_an_empty_bin_is_nan():
