@@ -285,3 +285,16 @@ def test_a_result_quoted_by_another_notebook_keeps_its_owner(tmp_path):
     before = path.read_bytes()
     record_result("l2", path=path, k=3, selection="held-out writers", **ENTRY)  # the owner re-run
     assert path.read_bytes() == before
+
+
+def test_the_first_notebook_in_reading_order_owns_a_shared_result_whatever_ran_first(tmp_path):
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    owner = {**ENTRY, "notebook": "02-x.ipynb"}
+    quote = {**ENTRY, "notebook": "04-y.ipynb", "description": "quoted"}
+    record_result("l2", path=first, k=3, selection="02's way", **owner)
+    record_result("l2", path=first, k=3, selection="04's way", **quote)
+    record_result("l2", path=second, k=3, selection="04's way", **quote)
+    record_result("l2", path=second, k=3, selection="02's way", **owner)
+    assert first.read_bytes() == second.read_bytes()
+    entry = load_results(second)["l2"]
+    assert entry["notebook"] == "02-x.ipynb" and entry["selection"] == "02's way" and entry["also_in"] == ["04-y.ipynb"]

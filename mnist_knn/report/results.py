@@ -60,8 +60,9 @@ def record_result(key, *, notebook, description, error, ci_low, ci_high, selecti
     """Record (or replace) one headline result.
 
     One configuration has one number across the report. A key (or a configuration) that another notebook
-    recorded may be recorded again only with the same error and interval: the entry then keeps its first
-    notebook and lists this one under ``also_in``. A notebook re-run replaces its own entries.
+    recorded may be recorded again only with the same error and interval: the entry then belongs to the
+    first of the notebooks in reading order (file-name order) and lists the others under ``also_in``, so
+    the file does not depend on the order the notebooks ran in. A notebook re-run replaces its own entries.
 
     Parameters
     ----------
@@ -107,10 +108,16 @@ def record_result(key, *, notebook, description, error, ci_low, ci_high, selecti
         results = load_results(path)
         _check_one_number(results, key, entry)
         owner = results.get(key)
-        if owner is not None and owner.get("notebook") != notebook:  # the same numbers, quoted again
-            entry = {**owner, "also_in": sorted({*owner.get("also_in", ()), notebook})}
-        elif owner is not None and owner.get("also_in"):  # the owner re-run: the quotes stay listed
-            entry["also_in"] = owner["also_in"]
+        if owner is not None:
+            # The same numbers from several notebooks: the first notebook in reading order owns the entry
+            # (its description and selection), whatever order the notebooks ran in; the others are listed.
+            notebooks = {owner["notebook"], *owner.get("also_in", ()), notebook}
+            if owner["notebook"] != notebook and owner["notebook"] < notebook:
+                entry = dict(owner)
+            notebooks.discard(entry["notebook"])
+            entry.pop("also_in", None)
+            if notebooks:
+                entry["also_in"] = sorted(notebooks)
         results[key] = entry
         text = json.dumps(results, indent=2, sort_keys=True) + "\n"
         write_atomically(path, text, skip_unchanged=True)
