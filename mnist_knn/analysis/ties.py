@@ -365,13 +365,18 @@ def _allocations(counts, m):
             yield [a] + rest
 
 
-def order_sensitive(distances, indices, y_train, k, n_classes=None):
-    """Queries whose uniform, smallest-label prediction depends on the order of equidistant rows.
+def order_sensitive(distances, indices, y_train, k, n_classes=None, *, tie_break="smallest"):
+    """Queries whose uniform-vote prediction depends on the order of equidistant rows.
 
     When the k-th and (k+1)-th neighbours are equally far, any m of the equidistant rows may fill the
-    last m places. This tries every choice (as label counts) and reports whether the predicted label
-    (scikit-learn's rule: uniform vote, tie to the smallest label) can differ: it is the exact set of
-    queries a reordering of the training data could change.
+    last m places, in any order. This tries every choice (as label counts) and reports whether the
+    predicted label of the uniform vote can differ: it is the exact set of queries a reordering of the
+    training data could change.
+
+    With ``tie_break="smallest"`` (scikit-learn's rule) only the labels of the chosen rows matter. With
+    ``"nearest"`` their order matters too, and not only across the k-th place: a vote tie goes to the
+    tied label met first, nearest first, and among equally distant neighbours holding different tied
+    labels (anywhere among the first k) any may come first.
 
     Parameters
     ----------
@@ -379,6 +384,8 @@ def order_sensitive(distances, indices, y_train, k, n_classes=None):
         As in :func:`boundary_ties`.
     n_classes : int, optional
         Default ``y_train.max() + 1``.
+    tie_break : {"smallest", "nearest"}, default="smallest"
+        The vote's tie rule.
 
     Returns
     -------
@@ -387,25 +394,38 @@ def order_sensitive(distances, indices, y_train, k, n_classes=None):
     Raises
     ------
     ValueError
-        As :func:`boundary_ties`.
+        As :func:`boundary_ties`, or if ``tie_break`` is not one of the two rules.
     """
+    if tie_break not in ("smallest", "nearest"):
+        raise ValueError(f"tie_break must be 'smallest' or 'nearest'; got {tie_break!r}.")
     D, I = validation.search_result(distances, indices)
     y, n_classes = validation.labels_for(I, y_train, n_classes)
     k = validation.k_value(k, D.shape[1] - 1)
     group = _boundary_group(D, k)
     _, mixed = boundary_ties(D, I, y, k)
     L = y[I]
+    rows = mixed
+    if tie_break == "nearest":  # equidistant neighbours inside the first k can also decide which tied label is met first
+        equal_inside = (D[:, 1:k] == D[:, : k - 1]).any(axis=1)
+        rows = mixed | (equal_inside & is_tied(vote_counts(D, I, y, k, n_classes=n_classes)))
     out = np.zeros(D.shape[0], dtype=bool)
-    for r in np.flatnonzero(mixed):
+    for r in np.flatnonzero(rows):
         first = int(np.argmax(group[r]))
         fixed = np.bincount(L[r, :first], minlength=n_classes)
         labels = np.flatnonzero(np.bincount(L[r][group[r]], minlength=n_classes))
         counts = np.bincount(L[r][group[r]], minlength=n_classes)[labels]
+        runs = np.split(L[r, :first], np.flatnonzero(np.diff(D[r, :first])) + 1)  # equidistant runs, nearest first
         winners = set()
         for alloc in _allocations(list(counts), k - first):
             votes = fixed.copy()
             votes[labels] += alloc
-            winners.add(int(votes.argmax()))
+            tied = np.flatnonzero(votes == votes.max())
+            if tie_break == "smallest" or len(tied) == 1:
+                winners.add(int(tied[0]))
+                continue
+            # The first run holding a tied label decides; within a run (or the group) any of its tied labels may come first.
+            met = next((np.intersect1d(run, tied) for run in runs if np.isin(run, tied).any()), tied)
+            winners.update(met.tolist())
         out[r] = len(winners) > 1
     return out
 

@@ -231,3 +231,48 @@ def test_inclusive_vote_counts_do_not_depend_on_training_order(small_integer_dat
     perm = np.random.default_rng(4).permutation(len(X_train))
     Dp, Ip = kneighbors(X_train[perm], X_query, 40, metric="manhattan")
     assert_array_equal(inclusive_vote_counts(Dp, Ip, y_train[perm], 3), votes)
+
+
+def test_order_sensitive_under_the_nearest_rule():
+    # k=3: two fixed neighbours, one of the equidistant rows at distance 3 joins them.
+    # Row 0: labels 2, 5 | 5, 1: 2-5-5 (5 wins) or 2-5-1 (a 2-5-1 tie, to 2: nearer): sensitive for both rules.
+    # Row 1: labels 2, 4 | 4, 2: 2-4-4 (4 wins) or 2-4-2 (2 wins): sensitive for both rules.
+    # Row 2: labels 6, 7 | 1, 1: 6-7-1 either way, a three-way tie: smallest gives 1, nearest gives 6; no order changes it.
+    D, I, y = search_result([[2, 5, 5, 1, 0], [2, 4, 4, 2, 0], [6, 7, 1, 1, 0]], [[1, 2, 3, 3, 9]] * 3)
+    for rule in ("smallest", "nearest"):
+        assert_array_equal(order_sensitive(D, I, y, k=3, tie_break=rule), [True, True, False])
+    # k=2, one fixed neighbour of label 6 and two equidistant rows 1 and 3 behind it: 6-1 or 6-3 tie.
+    # Smallest: 1 or 3 (sensitive). Nearest: the fixed 6 comes first either way (not sensitive).
+    D, I, y = search_result([[6, 1, 3, 9]], [[1, 2, 2, 5]])
+    assert_array_equal(order_sensitive(D, I, y, k=2), [True])
+    assert_array_equal(order_sensitive(D, I, y, k=2, tie_break="nearest"), [False])
+    # k=2, both places from an equidistant group of labels 1, 3, 3: a 1-3 tie or 3-3. Smallest: 1 or 3;
+    # nearest: 1 or 3 from the tie (whichever the order puts first), 3 from 3-3.
+    D, I, y = search_result([[1, 3, 3, 9]], [[2, 2, 2, 5]])
+    for rule in ("smallest", "nearest"):
+        assert_array_equal(order_sensitive(D, I, y, k=2, tie_break=rule), [True])
+    # k=2, no tie across the k-th place, but the two nearest (labels 4 and 2, a 1-1 vote tie) are equally far:
+    # smallest always gives 2; nearest gives whichever of them the order puts first.
+    D, I, y = search_result([[4, 2, 0]], [[1, 1, 5]])
+    assert_array_equal(order_sensitive(D, I, y, k=2), [False])
+    assert_array_equal(order_sensitive(D, I, y, k=2, tie_break="nearest"), [True])
+    with pytest.raises(ValueError, match="tie_break"):
+        order_sensitive(D, I, y, k=2, tie_break="random")
+
+
+def test_order_sensitive_nearest_agrees_with_changes_under_permutation(small_integer_data):
+    X_train, y_train, X_query = small_integer_data
+    D, I = kneighbors(X_train, X_query, 40, metric="manhattan")
+    any_changed = False
+    for k in (2, 4, 5):
+        sensitive = order_sensitive(D, I, y_train, k, tie_break="nearest")
+        base = predict(D, I, y_train, k, tie_break="nearest")
+        rng = np.random.default_rng(k)
+        changed = np.zeros(len(X_query), bool)
+        for _ in range(30):
+            perm = rng.permutation(len(X_train))
+            Dp, Ip = kneighbors(X_train[perm], X_query, 40, metric="manhattan")
+            changed |= predict(Dp, Ip, y_train[perm], k, tie_break="nearest") != base
+        assert not (changed & ~sensitive).any()  # only sensitive queries ever change
+        any_changed |= changed.any()
+    assert any_changed
