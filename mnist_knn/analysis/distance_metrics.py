@@ -1,43 +1,47 @@
-"""Comparing distances and preprocessing: one protocol for every (features, metric) configuration.
+"""Comparing distances and preprocessing: every (features, metric) configuration through the report's protocol.
 
 Notebook 03 runs many configurations (a metric on some representation of the images) through the
-same steps, and this module holds those steps so that every configuration is treated alike:
+same steps, and this module holds those steps so that every configuration is treated alike. The steps
+themselves are the report's yardstick (:mod:`.selection` and :mod:`.uncertainty`); :class:`Protocol`
+only calls them in order:
 
-1. **Search** (:meth:`Protocol.search`): the ``k_test`` nearest training digits of every test digit,
-   and the ``k_subset`` nearest training digits of a fixed subset of *training* digits (themselves
-   included), both exact and cached on disk.
-2. **Hold out** the query's own writer (:func:`~mnist_knn.engine.search.exclude_group`): from the subset search, drop every
-   neighbour written by the same person (the query itself included), which turns it into
-   leave-one-*writer*-out, the way test digits meet the training set (no writer is in both). Plain
-   leave-one-out (drop only the query itself) is kept for comparison.
-3. **Vote** for every k in ``ks`` and **choose k on the training data** (:func:`choose_k`), then read
-   the test error at that k (:class:`Evaluation`).
+1. **Search** (:meth:`Protocol.search`): the ``k_test`` nearest training digits of every test digit
+   (:func:`~mnist_knn.engine.search.kneighbors`), and the nearest training digits *by other writers*
+   of the selection queries (:func:`~mnist_knn.analysis.selection.other_writer_neighbors`), both exact
+   and cached on disk.
+2. **Choose** k and the tie rule on the held-out training writers
+   (:func:`~mnist_knn.analysis.selection.held_out_errors`, :func:`~mnist_knn.analysis.selection.choose`),
+   then read the test error there, with a bootstrap interval over test writers
+   (:func:`~mnist_knn.analysis.uncertainty.writer_bootstrap`) (:class:`Evaluation`).
 
 Plus the small pieces the comparisons need: a shortlist re-ranking for the Minkowski exponents the
-exact search is too slow for (:meth:`Protocol.rerank`), a table of
-all configurations (:func:`results_table`), pairwise McNemar tests (:func:`mcnemar_matrix`) and the
-size of pixel differences between pairs of images (:func:`difference_histogram`, :func:`power_shares`).
+exact search is too slow for (:meth:`Protocol.rerank`), a table of all configurations
+(:func:`results_table`), error against k (:func:`error_curves`), paired writer-level comparisons with a
+Holm correction over a named family (:func:`paired_comparisons`) and the size of pixel differences
+between pairs of images (:func:`difference_histogram`, :func:`power_shares`).
 """
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from ..engine.distances import metric_code
 from ..engine.rerank import rerank_by_metric
-from ..engine.search import exclude_group, kneighbors
-from ..engine.vote import predict_many
-from .scores import mcnemar, wilson_interval
+from ..engine.search import kneighbors
+from ..engine.vote import TIE_RULES, predict_many
+from .selection import choose, held_out_errors, other_writer_neighbors
+from .uncertainty import holm, paired_difference, writer_bootstrap
 
 __all__ = [
     "Evaluation",
     "Protocol",
-    "choose_k",
     "difference_histogram",
     "error_curves",
-    "mcnemar_matrix",
+    "paired_comparisons",
     "power_shares",
     "query_time",
     "results_table",
@@ -47,79 +51,73 @@ __all__ = [
 # --------------------------------------------------------------------------- neighbours
 
 
-def choose_k(errors, ks):
-    """The k with the lowest error; among equal errors the smallest k.
-
-    Parameters
-    ----------
-    errors : array-like of shape (n_ks,)
-    ks : array-like of int, shape (n_ks,)
-
-    Returns
-    -------
-    k : int
-    """
-    errors, ks = np.asarray(errors), np.asarray(ks)
-    if errors.shape != ks.shape or errors.ndim != 1 or errors.size == 0:
-        raise ValueError(f"errors and ks must be 1-D of one non-zero length; got {errors.shape} and {ks.shape}.")
-    best = errors == errors.min()
-    return int(ks[best].min())
-
-
 @dataclass
 class Evaluation:
-    """One configuration's errors for every k, and the k chosen on the training data.
+    """One configuration's held-out errors, the (k, tie rule) chosen there, and its test errors.
 
     Attributes
     ----------
     name, preprocessing, metric : str
         How the configuration is called in tables and figures.
     ks : ndarray of shape (n_ks,)
-    loo_error, lowo_error : ndarray of shape (n_ks,)
-        Error on the training subset, leave-one-out and leave-one-writer-out.
-    test_error : ndarray of shape (n_ks,)
-    test_pred : ndarray of shape (n_ks, n_test)
-        Test predictions for every k.
+    held_out : DataFrame
+        Error of every (k, rule) on the selection queries, their own writers held out
+        (:func:`~mnist_knn.analysis.selection.held_out_errors`): index k, one column per rule.
     k : int
-        Chosen by the lowest leave-one-writer-out error (smallest k among equals).
-    n_test : int
+    rule : str
+        Chosen by :func:`~mnist_knn.analysis.selection.choose` on ``held_out``.
+    test_error : ndarray of shape (n_ks,)
+        Test error for every k, with the chosen rule.
+    test_pred : ndarray of shape (n_ks, n_test)
+        Test predictions for every k, with the chosen rule.
+    y_test, writers_test : ndarray of shape (n_test,)
     """
 
     name: str
     preprocessing: str
     metric: str
     ks: np.ndarray
-    loo_error: np.ndarray
-    lowo_error: np.ndarray
-    test_error: np.ndarray
-    test_pred: np.ndarray = field(repr=False)
+    held_out: pd.DataFrame = field(repr=False)
     k: int
-    n_test: int
+    rule: str
+    test_error: np.ndarray = field(repr=False)
+    test_pred: np.ndarray = field(repr=False)
+    y_test: np.ndarray = field(repr=False)
+    writers_test: np.ndarray = field(repr=False)
 
     @property
     def _at_k(self):
         return int(np.flatnonzero(self.ks == self.k)[0])
 
     @property
+    def n_test(self):
+        return len(self.y_test)
+
+    @property
     def error(self):
-        """Test error at the chosen k."""
+        """Test error at the chosen k and rule."""
         return float(self.test_error[self._at_k])
 
     @property
     def y_pred(self):
-        """Test predictions at the chosen k, shape (n_test,)."""
+        """Test predictions at the chosen k and rule, shape (n_test,)."""
         return self.test_pred[self._at_k]
 
     @property
-    def ci(self):
-        """95% Wilson interval of the test error at the chosen k."""
-        n_wrong = int(round(self.error * self.n_test))
-        return wilson_interval(n_wrong, self.n_test)
+    def wrong(self):
+        """1 where the test digit is misclassified at the chosen k and rule, shape (n_test,)."""
+        return (self.y_pred != self.y_test).astype(np.int8)
+
+    @cached_property
+    def estimate(self):
+        """The test error with its 95% bootstrap interval over test writers (an
+        :class:`~mnist_knn.analysis.uncertainty.Estimate`, default replicates and seed)."""
+        return writer_bootstrap(self.wrong, self.writers_test)
 
     @property
     def train_error(self):
-        """Leave-one-writer-out error at the chosen k."""
-        return float(self.lowo_error[self._at_k])
+        """Held-out error at the chosen k and rule."""
+        return float(self.held_out.loc[self.k, self.rule])
 
 
 @dataclass(frozen=True)
@@ -130,67 +128,77 @@ class Protocol:
     ----------
     y_train : ndarray of shape (n_train,)
     y_test : ndarray of shape (n_test,)
-    rows : ndarray of int, shape (n_subset,)
-        Training digits used as queries to choose k (leave-one-writer-out).
     writers : ndarray of shape (n_train,)
         Writer of every training digit.
-    ks : sequence of int
-        The k compared, all ``<= k_test`` and small enough that every subset query keeps that many
-        neighbours by other writers among its ``k_subset``.
-    k_test, k_subset : int, default=50, 51
-        Neighbours searched for test digits and for subset digits (the query itself among them).
+    writers_test : ndarray of shape (n_test,)
+        Writer of every test digit (for the bootstrap intervals).
+    queries : ndarray of int or None
+        Training digits that choose k and the rule (e.g.
+        :func:`~mnist_knn.analysis.selection.selection_queries`); ``None``: all of them.
+    ks : sequence of int, default=1..20
+        The k compared, increasing, all ``<= k_test``.
+    rules : sequence of str, default=("smallest", "nearest")
+        The tie rules compared, simplest first.
+    k_test : int, default=50
+        Neighbours searched for test digits.
     cache : bool or path-like, default=True
-        Passed to :func:`~mnist_knn.kneighbors`.
+        Passed to the searches.
     """
 
     y_train: np.ndarray
     y_test: np.ndarray
-    rows: np.ndarray
     writers: np.ndarray
-    ks: tuple
+    writers_test: np.ndarray
+    queries: object = None
+    ks: tuple = tuple(range(1, 21))
+    rules: tuple = TIE_RULES[:2]
     k_test: int = 50
-    k_subset: int = 51
     cache: object = True
 
-    def search(self, X_train, X_test, metric="euclidean", p=2):
-        """Exact neighbours of the test digits and of the subset digits: ``(test, subset)`` pairs of
-        ``(distances, indices)``."""
+    def with_queries(self, queries):
+        """The same protocol with other selection queries."""
+        return dataclasses.replace(self, queries=queries)
+
+    @property
+    def _rows(self):
+        return np.arange(len(self.y_train)) if self.queries is None else np.asarray(self.queries)
+
+    def search(self, X_train, X_test, metric="euclidean", p=2, *, k_held=None):
+        """Exact neighbours ``(test, held_out)``, each a ``(distances, indices)`` pair: the ``k_test`` nearest
+        training digits of the test digits, and the ``k_held`` (default ``max(ks)``) nearest training digits
+        of the selection queries among other writers' digits."""
         X_train = np.asarray(X_train)
         test = kneighbors(X_train, X_test, self.k_test, metric, p, cache=self.cache)
-        subset = kneighbors(X_train, X_train[self.rows], self.k_subset, metric, p, cache=self.cache)
-        return test, subset
+        held = other_writer_neighbors(X_train, self.writers, k_held or max(self.ks), metric, p,
+                                      queries=self.queries, cache=self.cache)
+        return test, held
 
     def rerank(self, X_train, X_test, neighbors, metric="minkowski", p=2):
-        """:func:`~mnist_knn.engine.rerank.rerank_by_metric` both searches of :meth:`search` (shortlists) by another metric."""
+        """:func:`~mnist_knn.engine.rerank.rerank_by_metric` both searches of :meth:`search` (shortlists) by another
+        metric; the held-out shortlists contain other writers' digits only, and so do their re-rankings."""
         X_train = np.asarray(X_train)
-        test, subset = neighbors
+        test, held = neighbors
         return (
             rerank_by_metric(X_train, X_test, test[1], metric, p),
-            rerank_by_metric(X_train, X_train[self.rows], subset[1], metric, p),
+            rerank_by_metric(X_train, X_train[self._rows], held[1], metric, p),
         )
 
     def evaluate(self, name, neighbors, *, preprocessing="none", metric=""):
-        """Errors for every k from the searches of :meth:`search`; k chosen leave-one-writer-out.
+        """Held-out errors, the chosen (k, rule), and the test errors, from the searches of :meth:`search`.
 
         Returns
         -------
         Evaluation
         """
-        (d_test, i_test), (d_sub, i_sub) = neighbors
+        (d_test, i_test), (d_held, i_held) = neighbors
         ks = np.asarray(self.ks)
-        k_max = int(ks.max())
-        y_sub = self.y_train[self.rows]
-        loo = exclude_group(d_sub, i_sub, np.arange(len(self.y_train)), self.rows, k_max)
-        lowo = exclude_group(d_sub, i_sub, self.writers, self.writers[self.rows], k_max)
-        loo_err, lowo_err = (
-            (predict_many(*nn, self.y_train, ks) != y_sub).mean(axis=1) for nn in (loo, lowo)
-        )
-        test_pred = predict_many(d_test, i_test, self.y_train, ks)
-        test_err = (test_pred != self.y_test).mean(axis=1)
+        table = held_out_errors(d_held, i_held, self.y_train, self.y_train[self._rows], ks, self.rules)
+        k, rule = choose(table)
+        test_pred = predict_many(d_test, i_test, self.y_train, ks, tie_break=rule)
         return Evaluation(
-            name=name, preprocessing=preprocessing, metric=metric, ks=ks, loo_error=loo_err,
-            lowo_error=lowo_err, test_error=test_err, test_pred=test_pred,
-            k=choose_k(lowo_err, ks), n_test=len(self.y_test),
+            name=name, preprocessing=preprocessing, metric=metric, ks=ks, held_out=table, k=int(k), rule=rule,
+            test_error=(test_pred != self.y_test).mean(axis=1), test_pred=test_pred,
+            y_test=np.asarray(self.y_test), writers_test=np.asarray(self.writers_test),
         )
 
     def run(self, name, X_train, X_test, metric="euclidean", p=2, *, preprocessing="none", label=None):
@@ -207,7 +215,7 @@ def _label(metric, p):
 
 
 def results_table(evaluations):
-    """One row per configuration: its k (chosen on training data), training and test error.
+    """One row per configuration: its k and tie rule (chosen on held-out training writers), held-out and test error.
 
     Parameters
     ----------
@@ -216,70 +224,67 @@ def results_table(evaluations):
     Returns
     -------
     DataFrame
-        Indexed by name, with columns preprocessing, metric, k, ``train error (%)`` (leave-one-writer-out
-        at k), ``test error (%)``, ``95% CI low``, ``95% CI high`` and ``test digits``; errors in percent,
-        rounded to 2 decimals.
+        Indexed by name, with columns preprocessing, metric, k, ``tie rule``, ``held-out error (%)`` (at the
+        chosen k and rule), ``test error (%)``, ``95% CI low``, ``95% CI high`` (bootstrap over test writers)
+        and ``test digits``; errors in percent, rounded to 2 decimals.
     """
     rows = []
     for e in evaluations:
-        lo, hi = e.ci
+        est = e.estimate
         rows.append({
             "configuration": e.name, "preprocessing": e.preprocessing, "metric": e.metric, "k": e.k,
-            "train error (%)": round(100 * e.train_error, 2), "test error (%)": round(100 * e.error, 2),
-            "95% CI low": round(100 * lo, 2), "95% CI high": round(100 * hi, 2), "test digits": e.n_test,
+            "tie rule": e.rule, "held-out error (%)": round(100 * e.train_error, 2),
+            "test error (%)": round(100 * e.error, 2), "95% CI low": round(100 * est.low, 2),
+            "95% CI high": round(100 * est.high, 2), "test digits": e.n_test,
         })
     return pd.DataFrame(rows).set_index("configuration")
 
 
-def mcnemar_matrix(y_true, predictions):
-    """McNemar's exact test between every pair of classifiers on the same samples.
+def paired_comparisons(evaluations, pairs):
+    """Paired writer-level comparisons of configurations on the same test digits, Holm-corrected as one family.
 
     Parameters
     ----------
-    y_true : ndarray of shape (n_samples,)
-    predictions : dict of str to ndarray of shape (n_samples,)
-
-    Returns
-    -------
-    wins : DataFrame of int, names x names
-        ``wins.loc[a, b]``: samples that ``a`` gets right and ``b`` gets wrong (0 on the diagonal).
-    p_values : DataFrame of float, names x names
-        Exact two-sided p-value of each pair (1 on the diagonal), symmetric.
-    """
-    names = list(predictions)
-    wins = pd.DataFrame(0, index=names, columns=names)
-    p_values = pd.DataFrame(1.0, index=names, columns=names)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            r = mcnemar(y_true, predictions[a], predictions[b])
-            wins.loc[a, b], wins.loc[b, a] = r.n_a_only, r.n_b_only
-            p_values.loc[a, b] = p_values.loc[b, a] = r.p_value
-    return wins, p_values
-
-
-def error_curves(evaluations, n_subset):
-    """Training and test error against k for several configurations, as one long table for plotting.
-
-    Parameters
-    ----------
-    evaluations : iterable of Evaluation
-    n_subset : int
-        Number of training queries behind the leave-one-writer-out errors (for their intervals).
+    evaluations : mapping of str to Evaluation
+        Each at its own chosen k and rule; all on the same test digits and writers.
+    pairs : sequence of (str, str)
+        The family: ``(a, b)`` compares ``a`` minus ``b``.
 
     Returns
     -------
     DataFrame
-        Columns configuration, k, set (``"training (leave-one-writer-out)"`` or ``"test"``),
-        ``error (%)``, ``ci low (%)``, ``ci high (%)`` (95% Wilson), ``chosen`` (k is the chosen k).
+        One row per pair, in order: ``a``, ``b``, ``difference (points)`` (error of a minus error of b),
+        ``low``, ``high`` (95% bootstrap interval over test writers, in points), ``p`` (writer sign-flip
+        test), ``p (Holm)`` (adjusted over the pairs given), ``writers differing``.
+    """
+    rows = []
+    for a, b in pairs:
+        ea, eb = evaluations[a], evaluations[b]
+        if not (np.array_equal(ea.y_test, eb.y_test) and np.array_equal(ea.writers_test, eb.writers_test)):
+            raise ValueError(f"{a!r} and {b!r} were not evaluated on the same test digits; a paired test needs them.")
+        r = paired_difference(ea.wrong, eb.wrong, ea.writers_test)
+        rows.append({"a": a, "b": b, "difference (points)": 100 * r.difference, "low": 100 * r.low,
+                     "high": 100 * r.high, "p": r.p_value, "writers differing": r.n_writers_differing})
+    table = pd.DataFrame(rows, columns=["a", "b", "difference (points)", "low", "high", "p", "writers differing"])
+    table.insert(6, "p (Holm)", holm(table["p"].to_numpy()) if len(table) else [])
+    return table
+
+
+def error_curves(evaluations):
+    """Held-out and test error against k for several configurations (each with its chosen rule), as one long
+    table for plotting.
+
+    Returns
+    -------
+    DataFrame
+        Columns configuration, k, set (``"held-out training writers"`` or ``"test"``), ``error (%)``,
+        ``chosen`` (k is the chosen k).
     """
     frames = []
     for e in evaluations:
-        for name, errors, n in (("training (leave-one-writer-out)", e.lowo_error, n_subset),
-                                ("test", e.test_error, e.n_test)):
-            lo, hi = wilson_interval(np.round(errors * n).astype(np.int64), n)
+        for name, errors in (("held-out training writers", e.held_out[e.rule].to_numpy()), ("test", e.test_error)):
             frames.append(pd.DataFrame({
-                "configuration": e.name, "k": e.ks, "set": name, "error (%)": 100 * errors,
-                "ci low (%)": 100 * lo, "ci high (%)": 100 * hi, "chosen": e.ks == e.k,
+                "configuration": e.name, "k": e.ks, "set": name, "error (%)": 100 * errors, "chosen": e.ks == e.k,
             }))
     return pd.concat(frames, ignore_index=True)
 
