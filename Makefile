@@ -20,6 +20,10 @@ PACKAGE   := $(wildcard mnist_knn/*.py mnist_knn/*/*.py)
 # Drops pip's warning about a --find-links location that does not exist; unlike grep -v, sed succeeds
 # when nothing is left to print, so the pipeline's status is pip's.
 PIP_FILTER := sed '/is ignored: it is neither/d'
+# torch==2.13.0+cpu (requirements.txt) is on PyTorch's CPU index, not on PyPI (whose torch is a CUDA build of
+# several GB). This project's machines carry the wheel in pip's find-links and reach no other index: asking that
+# index there costs 5 retries per package (minutes). So the index is added only when the wheel is not on disk.
+TORCH_INDEX := $(if $(wildcard /opt/wheels/torch-2.13.0+cpu-*.whl),,--extra-index-url https://download.pytorch.org/whl/cpu)
 
 .PHONY: report test check env chromium data bench site clean-cache
 
@@ -37,9 +41,9 @@ env: $(STAMP)
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --no-warn-script-location -r requirements.txt -c constraints.txt 2>&1 | $(PIP_FILTER)
+	$(PY) -m pip install --quiet --no-warn-script-location -r requirements.txt -c constraints.txt $(TORCH_INDEX) 2>&1 | $(PIP_FILTER)
 	$(PY) -m pip install --quiet --no-deps -e . 2>&1 | $(PIP_FILTER)
-	$(PY) -c "import mnist_knn, numpy, sklearn, plotly, kaleido, numba, nbval"
+	$(PY) -c "import mnist_knn, numpy, sklearn, plotly, kaleido, numba, nbval, torch, faiss"
 	touch $@
 
 chromium:
@@ -62,7 +66,6 @@ site: env
 	$(PY) -m mnist_knn.report.site
 
 bench: env data
-	$(PY) -m pip install --quiet faiss-cpu==1.15.1 2>&1 | $(PIP_FILTER)
 	$(PY) benchmarks/bench.py
 
 clean-cache:

@@ -9,15 +9,17 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CONDA_NAMES = {"kaleido": "python-kaleido"}  # conda-forge names that differ from PyPI's
+CONDA_NAMES = {"kaleido": "python-kaleido", "torch": "pytorch"}  # conda-forge names that differ from PyPI's
 # Import names whose distribution is named otherwise, for a package not installed here (when it is installed,
 # its metadata answers: importlib.metadata.packages_distributions).
 DISTRIBUTIONS = {"sklearn": "scikit-learn", "IPython": "ipython", "yaml": "PyYAML", "PIL": "pillow",
                  "jinja2": "Jinja2", "markupsafe": "MarkupSafe", "pygments": "Pygments", "faiss": "faiss-cpu"}
 # Imported by the package, yet optional: declared in [project.optional-dependencies] instead.
-# scikit-learn is the reference the engine is compared with; only the estimator module imports it, and it
-# imports without it (creating a KNNClassifier then says scikit-learn is missing).
-OPTIONAL_IMPORTS = {"sklearn"}
+# scikit-learn is the reference the engine is compared with; the estimator module imports without it (creating a
+# KNNClassifier then says scikit-learn is missing), and notebook 07's modules import it inside their functions.
+# PyTorch and faiss serve notebook 07 only, imported inside the functions that need them (the package imports
+# without them); they are pinned in requirements.txt all the same.
+OPTIONAL_IMPORTS = {"sklearn", "torch", "faiss"}
 
 
 def pip_pins(text, source="requirements.txt"):
@@ -81,15 +83,16 @@ def pyproject():
 
 def conda_pins(text):
     pins = {}
-    for match in re.finditer(r"^\s*-\s*([A-Za-z0-9_.-]+)\s*=\s*([^\s#]+)", text, re.M):
-        pins[match.group(1).lower()] = match.group(2)
+    for match in re.finditer(r"^\s*-\s*([A-Za-z0-9_.-]+)\s*=\s*([^\s#=]+)", text, re.M):
+        pins[match.group(1).lower()] = match.group(2)  # a build string after a second "=" is not the version
     return pins
 
 
 def test_every_pip_pin_is_in_environment_yml_with_the_same_version():
     pip = pip_pins((ROOT / "requirements.txt").read_text())
     conda = conda_pins((ROOT / "environment.yml").read_text())
-    expected = {CONDA_NAMES.get(name, name): version for name, version in pip.items()}
+    # a local version label (torch's "+cpu") names a build, as conda's build string does
+    expected = {CONDA_NAMES.get(name, name): version.partition("+")[0] for name, version in pip.items()}
     missing = sorted(set(expected) - set(conda))
     assert not missing, f"environment.yml lacks {missing}"
     differ = {n: (v, conda[n]) for n, v in expected.items() if conda[n] != v}

@@ -1,7 +1,9 @@
 """The analysis layer: the report's yardstick (:mod:`.selection`: choices made on held-out training writers;
 :mod:`.uncertainty`: writer-bootstrap intervals, paired tests, Holm), scores and statistics, and each
 notebook's study, named after what it studies:
-:mod:`.learning_curves` (02), :mod:`.distance_metrics` (03), :mod:`.ties` (04), :mod:`.error_analysis` (05).
+:mod:`.learning_curves` (02), :mod:`.distance_metrics` (03), :mod:`.ties` (04), :mod:`.error_analysis` (05),
+and notebook 07's: :mod:`.alternatives` (the other classifiers, chosen and costed), :mod:`.convnet` (a small
+convolutional net, PyTorch), :mod:`.compression` (fewer stored digits), :mod:`.approximate` (faiss's HNSW and IVF).
 """
 
 from ..lazy import exporter
@@ -46,10 +48,9 @@ _EXPORTS = {
     "distance_metrics": [
         "Evaluation",
         "Protocol",
-        "choose_k",
         "difference_histogram",
         "error_curves",
-        "mcnemar_matrix",
+        "paired_comparisons",
         "power_shares",
         "query_time",
         "results_table",
@@ -76,9 +77,51 @@ _EXPORTS = {
         "digit_measurements",
         "distance_ratio",
         "nearest_distance_per_class",
+        "neighbour_distance_ratio",
         "rejection_curve",
         "top_share",
         "unanimous_against",
+    ],
+    "alternatives": [
+        "ALTERNATIVES",
+        "ALTERNATIVES_CACHE_VERSION",
+        "ALTERNATIVES_SEED",
+        "Alternative",
+        "Cost",
+        "Fitted",
+        "GRID_POINTS",
+        "N_JOBS",
+        "NCAKNNClassifier",
+        "Selection",
+        "choose_hyperparameters",
+        "fit_and_measure",
+        "make_model",
+        "measure_cost",
+        "pixels",
+    ],
+    "convnet": [
+        "CONVNET_CACHE_VERSION",
+        "TORCH_THREADS",
+        "ConvNetClassifier",
+        "convnet_features",
+        "convnet_predict",
+        "fit_convnet",
+    ],
+    "compression": [
+        "COMPRESSION_SEED",
+        "condensed_nearest_neighbour",
+        "edited_nearest_neighbour",
+        "kmeans_prototypes",
+    ],
+    "approximate": [
+        "FAISS_THREADS",
+        "IVF_SEED",
+        "approximate_kneighbors",
+        "hnsw_index",
+        "index_bytes",
+        "ivf_index",
+        "recall",
+        "timed_search",
     ],
 }
 __getattr__, __dir__, __all__ = exporter(__name__, _EXPORTS)
