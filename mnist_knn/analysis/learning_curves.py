@@ -257,12 +257,13 @@ def fit_power_law(n, error, floor=False):
     return PowerLaw(scale=float(np.exp(log_a)), exponent=float(b), floor=float(c))
 
 
-def bootstrap_power_law(correct, run_sizes, n_new, n_boot=1000, *, rng, floor=False):
+def bootstrap_power_law(correct, run_sizes, n_new, n_boot=1000, *, rng, floor=False, groups=None):
     """Bootstrap distribution of a power law's parameters and its extrapolations.
 
     Each replicate resamples the test digits (with replacement, the same draw for every run, as
-    the runs share one test set) and, within each size, the runs (subsamples); it averages the
-    error of each size over the drawn runs and fits :func:`fit_power_law` to those means.
+    the runs share one test set) or, given ``groups``, whole groups of them (the test writers: their
+    errors cluster), and, within each size, the runs (subsamples); it averages the error of each
+    size over the drawn runs and fits :func:`fit_power_law` to those means.
 
     Parameters
     ----------
@@ -276,6 +277,9 @@ def bootstrap_power_law(correct, run_sizes, n_new, n_boot=1000, *, rng, floor=Fa
     rng : numpy.random.Generator
     floor : bool, default=False
         As in :func:`fit_power_law`.
+    groups : array-like of shape (n_test,), optional
+        The group (writer) of each test digit: a replicate draws as many groups as there are, with
+        replacement, with all their digits. With one digit per group it is the digit bootstrap.
 
     Returns
     -------
@@ -299,11 +303,19 @@ def bootstrap_power_law(correct, run_sizes, n_new, n_boot=1000, *, rng, floor=Fa
     sizes = np.unique(run_sizes)
     runs_of = [np.flatnonzero(run_sizes == s) for s in sizes]
     wrong = (~correct).astype(np.float64)
+    if groups is None:
+        group, n_groups = np.arange(n_test), n_test
+    else:
+        groups = np.asarray(groups)
+        if groups.shape != (n_test,):
+            raise ValueError(f"groups must have shape ({n_test},), one per test digit; got {groups.shape}.")
+        _, group = np.unique(groups, return_inverse=True)
+        n_groups = int(group.max()) + 1
     params = np.empty((n_boot, 3))
     predicted = np.empty((n_boot, len(np.atleast_1d(n_new))))
     for b in range(n_boot):
-        weights = rng.multinomial(n_test, np.full(n_test, 1.0 / n_test))
-        run_error = wrong @ weights / n_test
+        weights = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups))[group]
+        run_error = wrong @ weights / weights.sum()
         mean_error = [run_error[rng.choice(r, size=len(r))].mean() for r in runs_of]
         law = fit_power_law(sizes, np.maximum(mean_error, 0.5 / n_test), floor=floor)
         params[b] = law.scale, law.exponent, law.floor

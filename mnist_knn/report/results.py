@@ -93,9 +93,9 @@ def record_result(key, *, notebook, description, error, ci_low, ci_high, selecti
     entry = {
         "notebook": notebook,
         "description": description,
-        "error": round(float(error), 6),
-        "ci_low": round(float(ci_low), 6),
-        "ci_high": round(float(ci_high), 6),
+        "error": float(error),  # unrounded: the README and site round it exactly as the notebooks do
+        "ci_low": float(ci_low),
+        "ci_high": float(ci_high),
         "config": {k: _plain(v) for k, v in sorted(config.items())},
     }
     if selection is not None:

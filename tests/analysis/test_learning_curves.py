@@ -255,3 +255,18 @@ def test_query_times_reports_one_positive_time_per_size():
     X, _ = blobs(20)
     times = query_times(X, X[:7], [10, 60], k=1, repeats=2)
     assert times["size"].tolist() == [10, 60] and (times["seconds_per_query"] > 0).all()
+
+
+def test_power_law_bootstrap_by_groups():
+    rng = np.random.default_rng(0)
+    sizes = np.repeat([100, 300, 1000], 3)
+    correct = rng.random((len(sizes), 60)) < (1 - 0.3 * (sizes[:, None] / 100.0) ** -0.5)
+    digitwise = bootstrap_power_law(correct, sizes, [3000], 50, rng=np.random.default_rng(1))
+    one_each = bootstrap_power_law(correct, sizes, [3000], 50, rng=np.random.default_rng(1), groups=np.arange(60))
+    assert all(np.array_equal(a, b) for a, b in zip(digitwise, one_each))  # one digit per group: the digit bootstrap
+    # Whole groups: a group's digits are drawn together, so duplicated digits move as one.
+    twins = np.concatenate([correct, correct], axis=1)
+    paired = bootstrap_power_law(twins, sizes, [3000], 50, rng=np.random.default_rng(1), groups=np.tile(np.arange(60), 2))
+    assert all(np.allclose(a, b) for a, b in zip(digitwise, paired))
+    with pytest.raises(ValueError, match="one per test digit"):
+        bootstrap_power_law(correct, sizes, [3000], 5, rng=rng, groups=np.arange(59))
