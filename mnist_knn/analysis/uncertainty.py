@@ -83,23 +83,19 @@ def _check(n_boot, confidence):
         raise ValueError(f"confidence must be in (0, 1); got confidence={confidence!r}.")
 
 
+@functools.lru_cache(maxsize=4)
 def _draws(n_writers, n_boot, seed):
     """Bootstrap counts: how often each writer is drawn, per replicate, in batches (rows sum to n_writers).
 
     The draws depend only on their three arguments, and a notebook asks for the same ones again and again
-    (297 test writers, the default replicates and seed), so they are drawn once per process and reused:
-    the same numbers, without drawing six million binomials per interval."""
-    return _cached_draws(int(n_writers), int(n_boot), seed)
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_draws(n_writers, n_boot, seed):
+    (297 test writers, the default replicates and seed), so they are drawn once per process and shared,
+    read-only: the same numbers, without drawing six million binomials per interval."""
     rng = np.random.default_rng(seed)
     p = np.full(n_writers, 1.0 / n_writers)
     batches = []
     for size in np.diff(np.linspace(0, n_boot, _BATCHES + 1).astype(int)):
         counts = rng.multinomial(n_writers, p, size=size).astype(np.float64)
-        counts.flags.writeable = False  # shared by every later call
+        counts.flags.writeable = False
         batches.append(counts)
     return tuple(batches)
 

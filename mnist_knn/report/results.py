@@ -112,7 +112,7 @@ def record_result(key, *, notebook, description, error, ci_low, ci_high, selecti
             # The same numbers from several notebooks: the first notebook in reading order owns the entry
             # (its description and selection), whatever order the notebooks ran in; the others are listed.
             notebooks = {owner["notebook"], *owner.get("also_in", ()), notebook}
-            if owner["notebook"] != notebook and owner["notebook"] < notebook:
+            if owner["notebook"] < notebook:
                 entry = dict(owner)
             notebooks.discard(entry["notebook"])
             entry.pop("also_in", None)
