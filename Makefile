@@ -67,6 +67,7 @@ site: env
 
 bench: env data
 	$(PY) benchmarks/bench.py
+	$(PY) benchmarks/bench_idm.py
 
 clean-cache:
 	rm -rf data/cache data/executed

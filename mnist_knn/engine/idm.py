@@ -9,6 +9,12 @@ candidates of the exact search (see :mod:`.rerank`).
 The kernel is compiled with numba (``parallel=True``, ``fastmath=False``); work is split over
 queries only, and every (query, candidate) pair is computed by one thread in a fixed order, so
 results do not depend on the number of threads.
+
+Early abandoning (``keep=k``): re-ranking needs only the k nearest candidates, so a pair can stop as
+soon as its partial sum exceeds the k-th best distance found so far for its query. The candidates of
+a query are taken in list order, so the k nearest of every prefix of the list are found exactly, and
+every distance that is computed to the end is bit-identical to the full computation
+(``tests/engine/test_idm_abandoning.py``). ``benchmarks/bench_idm.py`` measures the gain.
 """
 
 import numba
@@ -62,82 +68,145 @@ def _idm_features(X, context, warp, use_gradients, use_intensity):
     return np.ascontiguousarray(F.reshape(F.shape[0], F.shape[1], -1))
 
 
-@numba.njit(cache=True)
-def _idm_pair(Fa, Fb, H, W, warp, context, cost, D, R, S, best):
-    """IDM distance matching every pixel of image ``a`` into image ``b``.
+# Rows of an image per band when a bound is set: the unit in which a pair's partial sum grows and is
+# checked (see ``_idm_pair``). Bands of 1 and 2 rows were slower on 2 cores (their loops are too short
+# to vectorise well), 7 rows no faster (benchmarks/bench.py prints the speed-up).
+_BAND = 4
 
-    ``Fa`` and ``Fb`` are (n_channels, L) flattened images padded by m = context + warp, with row
-    length Wr = W + 2m (see ``_idm_features``); a displacement (dy, dx) adds
-    ``cost * (dy**2 + dx**2)`` to a pixel's context distance; ``D``, ``R``, ``S``, ``best`` are
-    work arrays.
+
+@numba.njit(cache=True)
+def _band_order(fa, n_ch, H, Wr, base, band):
+    """Bands of ``band`` rows of flat image ``fa`` (by first row), those with the most energy first."""
+    n_band = (H + band - 1) // band
+    L = fa.shape[0] // n_ch
+    energy = np.zeros(n_band)
+    for ch in range(n_ch):
+        for y in range(H):
+            for k in range(ch * L + base + y * Wr, ch * L + base + (y + 1) * Wr):
+                energy[y // band] += fa[k] * fa[k]
+    return np.argsort(-energy, kind="mergesort") * band
+
+
+@numba.njit(cache=True)
+def _idm_pair(fa, fb, n_ch, H, W, warp, context, cost, bands, band, D, rr, done, S, best, start, bound):
+    """IDM distance matching every pixel of image ``a`` into image ``b``, abandoned above ``bound``.
+
+    ``fa`` and ``fb`` hold ``n_ch`` channel images of length L each, one after the other, padded
+    by m = context + warp, with row length Wr = W + 2m (see ``_idm_features``); a displacement
+    (dy, dx) adds ``cost * (dy**2 + dx**2)`` to a pixel's context distance. ``D``, ``S``,
+    ``best`` are work arrays of one image's rows; ``rr`` holds one such array per displacement,
+    and ``done`` which of its rows are computed.
+
     Work arrays are indexed by k = ry * Wr + rx, where (ry - c, rx - c) is the image position
-    of a pixel of ``a``. At displacement (dy, dx) = (oy - warp, ox - warp) the pixel at k sits at
-    Fa[k + base] and its match at Fb[k + oy * Wr + ox] (base = warp * Wr + warp), so each step
-    is one long loop over contiguous memory that LLVM vectorises, and no sum is reassociated.
-    Columns rx >= W + 2c are padding: computed, never used.
+    of a pixel of ``a``. At displacement (dy, dx) = (oy - warp, ox - warp) the pixel at k of
+    channel ch sits at fa[ch * L + k + base] and its match at fb[ch * L + k + oy * Wr + ox]
+    (base = warp * Wr + warp), so each step is a loop over contiguous memory (a slice: explicit
+    offsets would cost a negative-index check per element and stop LLVM from vectorising) and no
+    sum is reassociated. Columns rx >= W + 2c are padding: computed, never used.
+
+    Early abandoning. The rows of ``a`` are taken in ``bands`` of ``band`` rows, those with the most
+    gradient energy first (they hold most of the distance). For every displacement, the squared
+    differences ``D`` and their sums along x ``R`` are computed once per row, when a band first
+    needs them. After each band, its pixels' best matches are added to a partial sum, and the
+    pair stops as soon as ``start`` plus the partial sum exceeds ``bound`` times ``margin``:
+    every term is >= 0, and ``margin`` exceeds the largest ratio that rounding can put between
+    two floating-point sums of the same non-negative terms in different orders, so the finished
+    distance would exceed ``bound`` too. A pair that finishes sums the best matches of all its
+    pixels in row-major order: exactly the value of the unbanded computation. One that stops
+    returns +inf.
     """
-    n_ch = Fa.shape[0]
+    L = fa.shape[0] // n_ch
     c2 = 2 * context
     Wr = W + 2 * (context + warp)
+    nR = (H + c2) * Wr
     base = warp * Wr + warp
     n_off = 2 * warp + 1
-    for k in range(H * Wr):
-        best[k] = np.inf
-    for oy in range(n_off):
-        # Rows y of a whose match y + dy lies inside the image.
-        y0 = max(0, warp - oy)
-        y1 = min(H, H + warp - oy)
-        if y1 <= y0:
-            continue
-        k0 = y0 * Wr
-        k1 = (y1 + c2) * Wr
-        n = k1 - k0
-        m = (y1 - y0) * Wr
-        for ox in range(n_off):
-            x0 = max(0, warp - ox)
-            x1 = min(W, W + warp - ox)
-            if x1 <= x0:
+    # ((1 + u) / (1 - u)) ** (n - 1) < 1 + 4 n u for the n = H * W terms (u = 2 ** -53), with room.
+    margin = 1.0 + 8.0 * H * W * 2.0**-53
+    limit = bound * margin
+    done[:, :] = False
+    partial = 0.0
+    for ya in bands:
+        yb = min(H, ya + band)
+        for k in range(ya * Wr, yb * Wr):
+            best[k] = np.inf
+        for oy in range(n_off):
+            # Rows y of a in this band whose match y + dy lies inside the image.
+            y0 = max(ya, warp - oy)
+            y1 = min(yb, H + warp - oy)
+            if y1 <= y0:
                 continue
-            off = oy * Wr + ox
-            penalty = cost * ((oy - warp) ** 2 + (ox - warp) ** 2)
-            # D: squared difference per pixel, summed over channels.
-            d_v = D[k0:k1]
-            for k in range(n):
-                d_v[k] = 0
-            for ch in range(n_ch):
-                fa = Fa[ch, k0 + base : k1 + base]
-                fb = Fb[ch, k0 + off : k1 + off]
-                for k in range(n):
-                    d = fa[k] - fb[k]
-                    d_v[k] += d * d
-            # R: D summed over the context along x; S: R summed along y.
-            r_v = R[k0:k1]
-            for k in range(n):
-                r_v[k] = d_v[k]
-            for u in range(1, c2 + 1):
-                d_u = D[k0 + u : k1 + u]
-                for k in range(n):
-                    r_v[k] += d_u[k]
-            s_v = S[k0 : k0 + m]
-            for k in range(m):
-                s_v[k] = r_v[k]
-            for v in range(1, c2 + 1):
-                r_w = R[k0 + v * Wr : k0 + v * Wr + m]
+            for ox in range(n_off):
+                x0 = max(0, warp - ox)
+                x1 = min(W, W + warp - ox)
+                if x1 <= x0:
+                    continue
+                o = oy * n_off + ox
+                off = oy * Wr + ox
+                ro = o * nR
+                penalty = cost * ((oy - warp) ** 2 + (ox - warp) ** 2)
+                # Rows [y0, y1 + c2) of R are needed: compute each run of those not yet done.
+                r = y0
+                while r < y1 + c2:
+                    if done[o, r]:
+                        r += 1
+                        continue
+                    r_end = r
+                    while r_end < y1 + c2 and not done[o, r_end]:
+                        done[o, r_end] = True
+                        r_end += 1
+                    k0 = r * Wr
+                    k1 = r_end * Wr
+                    n = k1 - k0
+                    # D: squared difference per pixel, summed over channels.
+                    d_v = D[k0:k1]
+                    for k in range(n):
+                        d_v[k] = 0
+                    for ch in range(n_ch):
+                        a_v = fa[ch * L + base + k0 : ch * L + base + k1]
+                        b_v = fb[ch * L + off + k0 : ch * L + off + k1]
+                        for k in range(n):
+                            d = a_v[k] - b_v[k]
+                            d_v[k] += d * d
+                    # R: D summed over the context along x (the last c2 columns of a row read past
+                    # it: padding, never used).
+                    r_v = rr[ro + k0 : ro + k1]
+                    for k in range(n):
+                        r_v[k] = d_v[k]
+                    for u in range(1, c2 + 1):
+                        d_u = D[k0 + u : k1 + u]
+                        for k in range(n):
+                            r_v[k] += d_u[k]
+                    r = r_end
+                # S: R summed along y.
+                k0 = y0 * Wr
+                m = (y1 - y0) * Wr
+                s_v = S[k0 : k0 + m]
+                r_v = rr[ro + k0 : ro + k0 + m]
                 for k in range(m):
-                    s_v[k] += r_w[k]
-            for y in range(y0, y1):  # the match would lie left or right of the image
-                for x in range(x0):
-                    S[y * Wr + x] = np.inf
-                for x in range(x1, W):
-                    S[y * Wr + x] = np.inf
-            b_v = best[k0 : k0 + m]
-            if penalty > 0:
+                    s_v[k] = r_v[k]
+                for v in range(1, c2 + 1):
+                    r_w = rr[ro + k0 + v * Wr : ro + k0 + v * Wr + m]
+                    for k in range(m):
+                        s_v[k] += r_w[k]
+                for y in range(y0, y1):  # the match would lie left or right of the image
+                    for x in range(x0):
+                        S[y * Wr + x] = np.inf
+                    for x in range(x1, W):
+                        S[y * Wr + x] = np.inf
+                b_v = best[k0 : k0 + m]
+                if penalty > 0:
+                    for k in range(m):
+                        s_v[k] += penalty
                 for k in range(m):
-                    s_v[k] += penalty
-            for k in range(m):
-                b = b_v[k]
-                t = s_v[k]
-                b_v[k] = t if t < b else b
+                    b = b_v[k]
+                    t = s_v[k]
+                    b_v[k] = t if t < b else b
+        for y in range(ya, yb):
+            for x in range(W):
+                partial += best[y * Wr + x]
+        if start + partial > limit:
+            return np.inf
     total = 0.0
     for y in range(H):
         for x in range(W):
@@ -146,22 +215,47 @@ def _idm_pair(Fa, Fb, H, W, warp, context, cost, D, R, S, best):
 
 
 @numba.njit(parallel=True, fastmath=False, cache=True)
-def _idm_kernel(Fr, Fq, cand, H, W, warp, context, cost, symmetric, out):
+def _idm_kernel(Fr, Fq, n_ch, cand, H, W, warp, context, cost, symmetric, keep, out):
+    """Fill ``out[i, c]`` with the IDM distance of query i to candidate ``cand[i, c]``.
+
+    With ``keep > 0`` the candidates of a query are taken in their order, and a pair stops (and its
+    entry is +inf) as soon as it is certain to be farther than the ``keep``-th nearest of the
+    candidates before it: no such pair is among the ``keep`` nearest of any prefix of the list.
+    """
     n_query, n_cand = cand.shape
     c2 = 2 * context
     Wr = W + 2 * (context + warp)
+    n_off = (2 * warp + 1) ** 2
     nD = (H + c2) * Wr
+    base = warp * Wr + warp
     for i in numba.prange(n_query):
         D = np.zeros(nD + c2, dtype=Fq.dtype)
-        R = np.zeros(nD, dtype=Fq.dtype)
+        R = np.zeros(n_off * nD, dtype=Fq.dtype)
+        done = np.zeros((n_off, H + c2), dtype=np.bool_)
         S = np.zeros(H * Wr, dtype=Fq.dtype)
         best = np.empty(H * Wr, dtype=Fq.dtype)
+        kept = np.full(max(keep, 1), np.inf)  # the keep smallest finished distances, ascending
+        band = _BAND if keep > 0 else H  # without a bound, the whole image is one band
+        bands = _band_order(Fq[i], n_ch, H, Wr, base, band)
         for c in range(n_cand):
             j = cand[i, c]
-            d = _idm_pair(Fq[i], Fr[j], H, W, warp, context, cost, D, R, S, best)
-            if symmetric:
-                d += _idm_pair(Fr[j], Fq[i], H, W, warp, context, cost, D, R, S, best)
+            bound = kept[keep - 1] if keep > 0 else np.inf
+            d = _idm_pair(Fq[i], Fr[j], n_ch, H, W, warp, context, cost, bands, band,
+                          D, R, done, S, best, 0.0, bound)
+            if symmetric and d < np.inf:  # the roles swapped: the training image's bands
+                bands_j = _band_order(Fr[j], n_ch, H, Wr, base, band)
+                d += _idm_pair(Fr[j], Fq[i], n_ch, H, W, warp, context, cost, bands_j, band,
+                               D, R, done, S, best, d, bound)
+            if d > bound:  # abandoned (+inf), or finished just above the bound: never kept
+                out[i, c] = np.inf
+                continue
             out[i, c] = d
+            if keep > 0:  # insert d into the ascending list of the keep smallest
+                p = keep - 1
+                while p > 0 and kept[p - 1] > d:
+                    kept[p] = kept[p - 1]
+                    p -= 1
+                kept[p] = d
 
 
 def idm_distance(
@@ -175,6 +269,7 @@ def idm_distance(
     use_intensity=False,
     displacement_cost=0.0,
     symmetric=False,
+    keep=None,
 ):
     """Image distortion model distance (Keysers, Deselaers, Gollan & Ney, PAMI 2007).
 
@@ -202,6 +297,17 @@ def idm_distance(
     symmetric : bool, default=False
         If True, add the distance with the roles swapped (every pixel of the training
         image matched into the query), at twice the cost.
+    keep : int or None, default=None
+        None computes every distance. An integer ``keep >= 1`` computes only what re-ranking
+        the candidates (or any prefix of them: the first 100, 200, ...) needs to find the
+        ``keep`` nearest: the candidates of each query are taken in their order, and a pair
+        is abandoned, its entry set to +inf, as soon as its partial sum shows that it is
+        farther than the ``keep``-th nearest of the candidates before it (early
+        abandoning). Every entry that is not +inf is bit-identical to the full computation,
+        and for every prefix length ``n >= keep`` the ``keep`` nearest of the first ``n``
+        candidates, with their distances and their order (including ties), are the same as
+        with ``keep=None``. Use it with :func:`~mnist_knn.engine.rerank.nearest_candidates`
+        and ``k <= keep``.
 
     Returns
     -------
@@ -217,7 +323,7 @@ def idm_distance(
     ------
     ValueError
         On images of different shapes, candidates out of range, ``warp < 0``,
-        ``context < 0``, ``displacement_cost < 0`` or no channel selected.
+        ``context < 0``, ``displacement_cost < 0``, ``keep < 1`` or no channel selected.
 
     Notes
     -----
@@ -239,11 +345,17 @@ def idm_distance(
         raise ValueError(
             f"displacement_cost must be a finite number >= 0; got {displacement_cost!r}."
         )
+    if keep is not None and (
+        isinstance(keep, bool) or not isinstance(keep, (int, np.integer)) or keep < 1
+    ):
+        raise ValueError(f"keep must be None or an integer >= 1; got keep={keep!r}.")
     X_ref, local = used_training_images(X_train, candidates)
     warp, context = int(warp), int(context)
     Fr = _idm_features(X_ref, context, warp, use_gradients, use_intensity)
     Fq = _idm_features(X_query, context, warp, use_gradients, use_intensity)
     H, W = X_query.shape[1:]
     out = np.empty(candidates.shape, dtype=np.float64)
-    _idm_kernel(Fr, Fq, local, H, W, warp, context, cost, bool(symmetric), out)
+    n_ch = Fq.shape[1]
+    _idm_kernel(Fr.reshape(len(Fr), -1), Fq.reshape(len(Fq), -1), n_ch, local, H, W, warp, context,
+                cost, bool(symmetric), int(keep or 0), out)
     return out

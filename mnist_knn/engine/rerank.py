@@ -167,7 +167,9 @@ def nearest_candidates(distance_values, candidates, k):
     Raises
     ------
     ValueError
-        If the shapes differ, ``k`` is out of range, or a distance is NaN.
+        If the shapes differ, ``k`` is out of range, a distance is NaN, or +inf is among
+        the ``k`` nearest of a row (the mark of a pair abandoned by
+        ``idm_distance(..., keep=...)``: ask for at most ``keep``).
 
     Notes
     -----
@@ -189,8 +191,15 @@ def nearest_candidates(distance_values, candidates, k):
     if np.isnan(D).any():
         raise ValueError("distance_values contains NaN.")
     order = np.argsort(D, axis=1, kind="stable")[:, :k]
+    nearest = np.take_along_axis(D, order, axis=1)
+    if np.isposinf(nearest).any():
+        raise ValueError(
+            f"distance_values has +inf among the {k} nearest of a row: +inf marks a pair that was not "
+            "computed to the end (idm_distance(..., keep=...) abandons pairs farther than the keep-th "
+            f"nearest), so at most keep neighbours are known; asked for k={k}."
+        )
     return (
-        np.take_along_axis(D, order, axis=1),
+        nearest,
         np.take_along_axis(candidates, order, axis=1).astype(np.int64),
     )
 
