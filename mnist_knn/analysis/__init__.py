@@ -3,7 +3,8 @@
 notebook's study, named after what it studies:
 :mod:`.learning_curves` (02), :mod:`.distance_metrics` (03), :mod:`.ties` (04), :mod:`.error_analysis` (05),
 and notebook 07's: :mod:`.alternatives` (the other classifiers, chosen and costed), :mod:`.convnet` (a small
-convolutional net, PyTorch), :mod:`.compression` (fewer stored digits), :mod:`.approximate` (faiss's HNSW and IVF).
+convolutional net, PyTorch), :mod:`.compression` (fewer stored digits), :mod:`.approximate` (faiss's HNSW and IVF), :mod:`.adaptation` (a
+writer's own digits stored, no refit).
 """
 
 from ..lazy import exporter
@@ -81,6 +82,10 @@ _EXPORTS = {
         "rejection_curve",
         "top_share",
         "unanimous_against",
+    ],
+    "adaptation": [
+        "adapted_neighbors",
+        "first_digits",
     ],
     "alternatives": [
         "ALTERNATIVES",

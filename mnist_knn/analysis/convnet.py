@@ -29,6 +29,7 @@ without it raises an :class:`ImportError` saying how to install it.
 """
 
 import contextlib
+import time
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +45,9 @@ __all__ = [
 #: Threads PyTorch uses while training and predicting: the machine's two cores, fixed for reproducibility.
 TORCH_THREADS = 2
 #: Bump when a change to the net or its training could change any cached weights.
-CONVNET_CACHE_VERSION = 1
+CONVNET_CACHE_VERSION = 2
 _FEATURES = 128
+_FIT_SECONDS = "fit_seconds"  # stored beside the weights in the cache
 _BATCH_PREDICT = 2000
 
 
@@ -133,6 +135,9 @@ class ConvNetClassifier:
         The trained weights, as NumPy arrays (so a pickle of the model needs no PyTorch to be read).
     trained_ : bool
         True when ``fit`` trained the net, False when it loaded cached weights.
+    fit_seconds_ : float
+        Wall-clock seconds the training took, measured when it ran (stored with cached weights, so a
+        warm ``fit`` still reports the training's cost, not the load's).
     """
 
     def __init__(self, epochs=5, batch_size=256, learning_rate=1e-3, weight_decay=0.0, seed=0, n_threads=TORCH_THREADS,
@@ -179,7 +184,9 @@ class ConvNetClassifier:
         n_classes = len(self.classes_)
 
         def train():
-            return self._train(torch, images, codes.astype(np.int64), n_classes)
+            start = time.perf_counter()
+            state = self._train(torch, images, codes.astype(np.int64), n_classes)
+            return {**state, _FIT_SECONDS: np.array(time.perf_counter() - start)}
 
         self.trained_ = True
         if self.cache:
@@ -191,15 +198,17 @@ class ConvNetClassifier:
             trained = []
 
             def accept(stored):
-                ok = set(stored) == set(shapes) and all(
+                ok = set(stored) == set(shapes) | {_FIT_SECONDS} and stored[_FIT_SECONDS].shape == () and all(
                     stored[k].shape == s and stored[k].dtype == np.float32 and np.isfinite(stored[k]).all()
                     for k, s in shapes.items())
                 return stored if ok else None
 
-            self.state_ = dict(cached_arrays(path, lambda: trained.append(1) or train(), accept=accept))
+            state = dict(cached_arrays(path, lambda: trained.append(1) or train(), accept=accept))
             self.trained_ = bool(trained)
         else:
-            self.state_ = train()
+            state = train()
+        self.fit_seconds_ = float(state.pop(_FIT_SECONDS))
+        self.state_ = state
         return self
 
     @staticmethod

@@ -57,6 +57,7 @@ def test_trained_weights_are_cached(tmp_path):
     cold = ConvNetClassifier(epochs=1, batch_size=8, cache=tmp_path).fit(X, y)
     warm = ConvNetClassifier(epochs=1, batch_size=8, cache=tmp_path).fit(X, y)
     assert cold.trained_ and not warm.trained_
+    assert cold.fit_seconds_ > 0 and warm.fit_seconds_ == cold.fit_seconds_  # the training's time, kept with the weights
     assert len(list(tmp_path.glob("convnet-*.npz"))) == 1
     for k in cold.state_:
         assert_array_equal(cold.state_[k], warm.state_[k])

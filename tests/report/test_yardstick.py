@@ -13,7 +13,7 @@ from mnist_knn import paths
 SELECTION = {"other_writer_neighbors", "held_out_errors", "choose", "selection_queries"}
 UNCERTAINTY = {"writer_bootstrap", "paired_difference"}
 REPLACED = {"wilson_interval", "mcnemar", "mcnemar_matrix"}  # rulers that treat the test digits as independent
-MEASURING = ["02", "03", "04", "05", "06"]
+MEASURING = ["02", "03", "04", "05", "06", "07"]
 
 
 def _notebook(prefix):
