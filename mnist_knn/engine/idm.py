@@ -8,7 +8,9 @@ candidates of the exact search (see :mod:`.rerank`).
 
 The kernel is compiled with numba (``parallel=True``, ``fastmath=False``); work is split over
 queries only, and every (query, candidate) pair is computed by one thread in a fixed order, so
-results do not depend on the number of threads.
+results do not depend on the number of threads. The features of every training image compared are
+computed once per call; the context sums of the report's setting (two gradient channels, context 1)
+are taken in fused passes, with the same operations in the same order as the general loops.
 
 Early abandoning (``keep=k``): re-ranking needs only the k nearest candidates, so a pair can stop as
 soon as its partial sum exceeds the k-th best distance found so far for its query. The candidates of
@@ -20,7 +22,7 @@ every distance that is computed to the end is bit-identical to the full computat
 import numba
 import numpy as np
 
-from .rerank import candidate_images, float_images, used_training_images
+from .rerank import candidate_images, float_images
 
 __all__ = ["idm_distance", "sobel_gradients"]
 
@@ -54,23 +56,54 @@ def sobel_gradients(X):
     return G
 
 
-def _idm_features(X, context, warp, use_gradients, use_intensity):
-    """Channels compared by the IDM, zero-padded by ``context + warp`` on every side and by one
-    more row at the bottom, each flattened: shape (n, n_channels, (H + 2m + 1) * (W + 2m))."""
-    channels = []
+@numba.njit(cache=True)
+def _features_into(image, padded, F, L, m, Wr, use_gradients, use_intensity):
+    """The channels the IDM compares of one image, written into flat ``F``: channel ch of pixel
+    (y, x) at ``ch * L + (y + m) * Wr + m + x``. Only those positions are written.
+
+    ``padded`` is a float64 work array of shape (H + 2, W + 2) whose border holds zeros. The Sobel
+    gradients are computed as :func:`sobel_gradients` computes them (the same float64 operations in the
+    same order), then stored in ``F``'s dtype.
+    """
+    H, W = image.shape
+    for y in range(H):
+        for x in range(W):
+            padded[y + 1, x + 1] = image[y, x]
+    ch = 0
     if use_gradients:
-        channels.append(sobel_gradients(X))
+        for y in range(H):
+            k = (y + m) * Wr + m
+            for x in range(W):
+                a = padded[y, x + 2] - padded[y, x]
+                b = padded[y + 1, x + 2] - padded[y + 1, x]
+                c = padded[y + 2, x + 2] - padded[y + 2, x]
+                F[k + x] = (a + 2 * b + c) / 8
+                a = padded[y + 2, x] - padded[y, x]
+                b = padded[y + 2, x + 1] - padded[y, x + 1]
+                c = padded[y + 2, x + 2] - padded[y, x + 2]
+                F[L + k + x] = (a + 2 * b + c) / 8
+        ch = 2
     if use_intensity:
-        channels.append(X[:, None])
-    F = np.concatenate(channels, axis=1) if len(channels) > 1 else channels[0]
-    m = context + warp
-    F = np.pad(F, ((0, 0), (0, 0), (m, m + 1), (m, m)))
-    return np.ascontiguousarray(F.reshape(F.shape[0], F.shape[1], -1))
+        for y in range(H):
+            k = ch * L + (y + m) * Wr + m
+            for x in range(W):
+                F[k + x] = image[y, x]
+
+
+@numba.njit(parallel=True, cache=True)
+def _features(X, rows, m, use_gradients, use_intensity, out):
+    """``out[r]``: the channels of image ``X[rows[r]]``, padded by m (see ``_features_into``).
+    ``out`` must hold zeros."""
+    H, W = X.shape[1:]
+    Wr = W + 2 * m
+    L = out.shape[1] // (2 * int(use_gradients) + int(use_intensity))
+    for r in numba.prange(len(rows)):
+        padded = np.zeros((H + 2, W + 2))
+        _features_into(X[rows[r]], padded, out[r], L, m, Wr, use_gradients, use_intensity)
 
 
 # Rows of an image per band when a bound is set: the unit in which a pair's partial sum grows and is
-# checked (see ``_idm_pair``). Bands of 1 and 2 rows were slower on 2 cores (their loops are too short
-# to vectorise well), 7 rows no faster (benchmarks/bench.py prints the speed-up).
+# checked (see ``_idm_pair``).
 _BAND = 4
 
 
@@ -88,43 +121,47 @@ def _band_order(fa, n_ch, H, Wr, base, band):
 
 
 @numba.njit(cache=True)
-def _idm_pair(fa, fb, n_ch, H, W, warp, context, cost, bands, band, D, rr, done, S, best, start, bound):
+def _idm_pair(fa, fb, n_ch, H, W, warp, context, cost, bands, band, D, R, best, start, bound):
     """IDM distance matching every pixel of image ``a`` into image ``b``, abandoned above ``bound``.
 
     ``fa`` and ``fb`` hold ``n_ch`` channel images of length L each, one after the other, padded
-    by m = context + warp, with row length Wr = W + 2m (see ``_idm_features``); a displacement
-    (dy, dx) adds ``cost * (dy**2 + dx**2)`` to a pixel's context distance. ``D``, ``S``,
-    ``best`` are work arrays of one image's rows; ``rr`` holds one such array per displacement,
-    and ``done`` which of its rows are computed.
+    by m = context + warp, with row length Wr = W + 2m (see ``_features_into``). A match at
+    displacement (dy, dx) adds ``cost * (dy**2 + dx**2)`` (in float64) to a pixel's context
+    distance. ``D``, ``R`` and ``best`` are work arrays.
 
-    Work arrays are indexed by k = ry * Wr + rx, where (ry - c, rx - c) is the image position
-    of a pixel of ``a``. At displacement (dy, dx) = (oy - warp, ox - warp) the pixel at k of
-    channel ch sits at fa[ch * L + k + base] and its match at fb[ch * L + k + oy * Wr + ox]
-    (base = warp * Wr + warp), so each step is a loop over contiguous memory (a slice: explicit
-    offsets would cost a negative-index check per element and stop LLVM from vectorising) and no
-    sum is reassociated. Columns rx >= W + 2c are padding: computed, never used.
+    Positions are k = ry * Wr + rx, where (ry - c, rx - c) is the image position of a pixel of ``a``.
+    At displacement (dy, dx) = (oy - warp, ox - warp) the pixel at k of channel ch sits at
+    fa[ch * L + k + base] and its match at fb[ch * L + k + oy * Wr + ox] (base = warp * Wr + warp),
+    so each step is a loop over contiguous memory (a slice: explicit offsets would cost a
+    negative-index check per element and stop LLVM from vectorising). Columns rx >= W + 2c are
+    padding: computed, never used.
 
-    Early abandoning. The rows of ``a`` are taken in ``bands`` of ``band`` rows, those with the most
-    gradient energy first (they hold most of the distance). For every displacement, the squared
-    differences ``D`` and their sums along x ``R`` are computed once per row, when a band first
-    needs them. After each band, its pixels' best matches are added to a partial sum, and the
-    pair stops as soon as ``start`` plus the partial sum exceeds ``bound`` times ``margin``:
-    every term is >= 0, and ``margin`` exceeds the largest ratio that rounding can put between
-    two floating-point sums of the same non-negative terms in different orders, so the finished
-    distance would exceed ``bound`` too. A pair that finishes sums the best matches of all its
+    The rows of ``a`` are taken in ``bands`` of ``band`` rows. For every band and displacement: the
+    squared differences ``D`` of the band's rows and its context rows, summed over channels; their
+    sums along x over the context, ``R`` (+inf in the columns whose match would lie left or right
+    of the image); the sums of ``R`` along y, plus the displacement's cost; the smallest over
+    displacements is each pixel's best match, ``best``. Each pixel's sums are taken in the same
+    order whatever the band and whatever the loops fused (the context's rows, then its columns in
+    order, then the cost), so its best match is always the same value.
+
+    Early abandoning. The bands are ordered with the most gradient energy first (they hold most of
+    the distance). After each band, its pixels' best matches are added to a partial sum, and the
+    pair stops as soon as ``start`` plus the partial sum exceeds ``bound`` times ``margin``: every
+    term is >= 0, and ``margin`` exceeds the largest ratio that rounding can put between two
+    floating-point sums of the same non-negative terms in different orders (the partial sum is
+    taken in four interleaved parts, an order of its own), so the finished distance would exceed
+    ``bound`` too. A pair that finishes sums the best matches of all its
     pixels in row-major order: exactly the value of the unbanded computation. One that stops
     returns +inf.
     """
     L = fa.shape[0] // n_ch
     c2 = 2 * context
     Wr = W + 2 * (context + warp)
-    nR = (H + c2) * Wr
     base = warp * Wr + warp
     n_off = 2 * warp + 1
     # ((1 + u) / (1 - u)) ** (n - 1) < 1 + 4 n u for the n = H * W terms (u = 2 ** -53), with room.
     margin = 1.0 + 8.0 * H * W * 2.0**-53
     limit = bound * margin
-    done[:, :] = False
     partial = 0.0
     for ya in bands:
         yb = min(H, ya + band)
@@ -137,76 +174,97 @@ def _idm_pair(fa, fb, n_ch, H, W, warp, context, cost, bands, band, D, rr, done,
             if y1 <= y0:
                 continue
             for ox in range(n_off):
-                x0 = max(0, warp - ox)
-                x1 = min(W, W + warp - ox)
-                if x1 <= x0:
-                    continue
-                o = oy * n_off + ox
                 off = oy * Wr + ox
-                ro = o * nR
-                penalty = cost * ((oy - warp) ** 2 + (ox - warp) ** 2)
-                # Rows [y0, y1 + c2) of R are needed: compute each run of those not yet done.
-                r = y0
-                while r < y1 + c2:
-                    if done[o, r]:
-                        r += 1
-                        continue
-                    r_end = r
-                    while r_end < y1 + c2 and not done[o, r_end]:
-                        done[o, r_end] = True
-                        r_end += 1
-                    k0 = r * Wr
-                    k1 = r_end * Wr
-                    n = k1 - k0
-                    # D: squared difference per pixel, summed over channels.
-                    d_v = D[k0:k1]
+                k0 = y0 * Wr
+                n = (y1 - y0 + c2) * Wr  # the band's rows and their context rows
+                # D: squared difference per pixel, summed over channels.
+                a_v = fa[base + k0 : base + k0 + n]
+                b_v = fb[off + k0 : off + k0 + n]
+                if n_ch == 2:  # the gradients: both channels in one pass
+                    a_w = fa[L + base + k0 : L + base + k0 + n]
+                    b_w = fb[L + off + k0 : L + off + k0 + n]
                     for k in range(n):
-                        d_v[k] = 0
-                    for ch in range(n_ch):
-                        a_v = fa[ch * L + base + k0 : ch * L + base + k1]
-                        b_v = fb[ch * L + off + k0 : ch * L + off + k1]
+                        d = a_v[k] - b_v[k]
+                        e = a_w[k] - b_w[k]
+                        D[k] = d * d + e * e
+                else:
+                    for k in range(n):
+                        d = a_v[k] - b_v[k]
+                        D[k] = d * d
+                    for ch in range(1, n_ch):
+                        a_v = fa[ch * L + base + k0 : ch * L + base + k0 + n]
+                        b_v = fb[ch * L + off + k0 : ch * L + off + k0 + n]
                         for k in range(n):
                             d = a_v[k] - b_v[k]
-                            d_v[k] += d * d
-                    # R: D summed over the context along x (the last c2 columns of a row read past
-                    # it: padding, never used).
-                    r_v = rr[ro + k0 : ro + k1]
+                            D[k] += d * d
+                # R: D summed over the context along x (the last c2 columns of a row read past
+                # it: padding, never used).
+                if c2 == 2:  # context 1 in one pass
+                    d_1 = D[1 : n + 1]
+                    d_2 = D[2 : n + 2]
                     for k in range(n):
-                        r_v[k] = d_v[k]
+                        R[k] = D[k] + d_1[k] + d_2[k]
+                else:
+                    for k in range(n):
+                        R[k] = D[k]
                     for u in range(1, c2 + 1):
-                        d_u = D[k0 + u : k1 + u]
+                        d_u = D[u : n + u]
                         for k in range(n):
-                            r_v[k] += d_u[k]
-                    r = r_end
-                # S: R summed along y.
-                k0 = y0 * Wr
+                            R[k] += d_u[k]
+                # A match left or right of the image is no match: +inf in every row of R.
+                x0 = max(0, warp - ox)
+                x1 = max(0, min(W, W + warp - ox))
+                if x0 > 0 or x1 < W:
+                    for r in range(y1 - y0 + c2):
+                        for x in range(min(x0, W)):
+                            R[r * Wr + x] = np.inf
+                        for x in range(x1, W):
+                            R[r * Wr + x] = np.inf
+                # S: R summed along y, plus the displacement's cost; the best match so far.
+                penalty = cost * ((oy - warp) ** 2 + (ox - warp) ** 2)
                 m = (y1 - y0) * Wr
-                s_v = S[k0 : k0 + m]
-                r_v = rr[ro + k0 : ro + k0 + m]
-                for k in range(m):
-                    s_v[k] = r_v[k]
-                for v in range(1, c2 + 1):
-                    r_w = rr[ro + k0 + v * Wr : ro + k0 + v * Wr + m]
-                    for k in range(m):
-                        s_v[k] += r_w[k]
-                for y in range(y0, y1):  # the match would lie left or right of the image
-                    for x in range(x0):
-                        S[y * Wr + x] = np.inf
-                    for x in range(x1, W):
-                        S[y * Wr + x] = np.inf
                 b_v = best[k0 : k0 + m]
-                if penalty > 0:
+                if c2 == 2 and penalty == 0:  # context 1, no cost: in one pass
+                    r_1 = R[Wr : Wr + m]
+                    r_2 = R[2 * Wr : 2 * Wr + m]
                     for k in range(m):
-                        s_v[k] += penalty
+                        t = R[k] + r_1[k] + r_2[k]
+                        b = b_v[k]
+                        b_v[k] = t if t < b else b
+                    continue
                 for k in range(m):
-                    b = b_v[k]
-                    t = s_v[k]
-                    b_v[k] = t if t < b else b
-        for y in range(ya, yb):
-            for x in range(W):
-                partial += best[y * Wr + x]
-        if start + partial > limit:
-            return np.inf
+                    D[k] = R[k]
+                for v in range(1, c2 + 1):
+                    r_w = R[v * Wr : v * Wr + m]
+                    for k in range(m):
+                        D[k] += r_w[k]
+                if penalty == 0:
+                    for k in range(m):
+                        t = D[k]
+                        b = b_v[k]
+                        b_v[k] = t if t < b else b
+                else:  # added in float64, as the definition says
+                    for k in range(m):
+                        t = D[k] + penalty
+                        b = b_v[k]
+                        b_v[k] = t if t < b else b
+        if limit < np.inf:
+            # Four running sums, to keep the adds independent: the margin covers any order.
+            s0 = s1 = s2 = s3 = 0.0
+            for y in range(ya, yb):
+                b_v = best[y * Wr : y * Wr + W]
+                x = 0
+                while x + 4 <= W:
+                    s0 += b_v[x]
+                    s1 += b_v[x + 1]
+                    s2 += b_v[x + 2]
+                    s3 += b_v[x + 3]
+                    x += 4
+                for x in range(x, W):
+                    s0 += b_v[x]
+            partial += (s0 + s1) + (s2 + s3)
+            if start + partial > limit:
+                return np.inf
     total = 0.0
     for y in range(H):
         for x in range(W):
@@ -215,37 +273,43 @@ def _idm_pair(fa, fb, n_ch, H, W, warp, context, cost, bands, band, D, rr, done,
 
 
 @numba.njit(parallel=True, fastmath=False, cache=True)
-def _idm_kernel(Fr, Fq, n_ch, cand, H, W, warp, context, cost, symmetric, keep, out):
+def _idm_kernel(F_train, index, X_query, cand, warp, context, use_gradients, use_intensity, cost, band,
+                symmetric, keep, out):
     """Fill ``out[i, c]`` with the IDM distance of query i to candidate ``cand[i, c]``.
+
+    ``F_train[index[j]]`` holds the padded features of training image j (see ``_features``); each
+    thread computes its query's features into its own buffer.
 
     With ``keep > 0`` the candidates of a query are taken in their order, and a pair stops (and its
     entry is +inf) as soon as it is certain to be farther than the ``keep``-th nearest of the
     candidates before it: no such pair is among the ``keep`` nearest of any prefix of the list.
     """
     n_query, n_cand = cand.shape
+    H, W = X_query.shape[1:]
+    n_ch = 2 * int(use_gradients) + int(use_intensity)
+    m = context + warp
     c2 = 2 * context
-    Wr = W + 2 * (context + warp)
-    n_off = (2 * warp + 1) ** 2
-    nD = (H + c2) * Wr
+    Wr = W + 2 * m
+    L = (H + 2 * m + 1) * Wr
+    nD = (band + c2) * Wr + c2
     base = warp * Wr + warp
+    dtype = X_query.dtype
     for i in numba.prange(n_query):
-        D = np.zeros(nD + c2, dtype=Fq.dtype)
-        R = np.zeros(n_off * nD, dtype=Fq.dtype)
-        done = np.zeros((n_off, H + c2), dtype=np.bool_)
-        S = np.zeros(H * Wr, dtype=Fq.dtype)
-        best = np.empty(H * Wr, dtype=Fq.dtype)
+        padded = np.zeros((H + 2, W + 2))
+        fq = np.zeros(n_ch * L, dtype=dtype)
+        D = np.zeros(nD, dtype=dtype)
+        R = np.zeros(nD, dtype=dtype)
+        best = np.empty(H * Wr, dtype=dtype)
         kept = np.full(max(keep, 1), np.inf)  # the keep smallest finished distances, ascending
-        band = _BAND if keep > 0 else H  # without a bound, the whole image is one band
-        bands = _band_order(Fq[i], n_ch, H, Wr, base, band)
+        _features_into(X_query[i], padded, fq, L, m, Wr, use_gradients, use_intensity)
+        bands = _band_order(fq, n_ch, H, Wr, base, band)
         for c in range(n_cand):
-            j = cand[i, c]
+            fr = F_train[index[cand[i, c]]]
             bound = kept[keep - 1] if keep > 0 else np.inf
-            d = _idm_pair(Fq[i], Fr[j], n_ch, H, W, warp, context, cost, bands, band,
-                          D, R, done, S, best, 0.0, bound)
+            d = _idm_pair(fq, fr, n_ch, H, W, warp, context, cost, bands, band, D, R, best, 0.0, bound)
             if symmetric and d < np.inf:  # the roles swapped: the training image's bands
-                bands_j = _band_order(Fr[j], n_ch, H, Wr, base, band)
-                d += _idm_pair(Fr[j], Fq[i], n_ch, H, W, warp, context, cost, bands_j, band,
-                               D, R, done, S, best, d, bound)
+                bands_r = _band_order(fr, n_ch, H, Wr, base, band)
+                d += _idm_pair(fr, fq, n_ch, H, W, warp, context, cost, bands_r, band, D, R, best, d, bound)
             if d > bound:  # abandoned (+inf), or finished just above the bound: never kept
                 out[i, c] = np.inf
                 continue
@@ -349,13 +413,18 @@ def idm_distance(
         isinstance(keep, bool) or not isinstance(keep, (int, np.integer)) or keep < 1
     ):
         raise ValueError(f"keep must be None or an integer >= 1; got keep={keep!r}.")
-    X_ref, local = used_training_images(X_train, candidates)
-    warp, context = int(warp), int(context)
-    Fr = _idm_features(X_ref, context, warp, use_gradients, use_intensity)
-    Fq = _idm_features(X_query, context, warp, use_gradients, use_intensity)
     H, W = X_query.shape[1:]
     out = np.empty(candidates.shape, dtype=np.float64)
-    n_ch = Fq.shape[1]
-    _idm_kernel(Fr.reshape(len(Fr), -1), Fq.reshape(len(Fq), -1), n_ch, local, H, W, warp, context,
-                cost, bool(symmetric), int(keep or 0), out)
+    band = min(_BAND, H) if keep else H  # without a bound, the whole image is one band
+    # The features of every training image compared, computed once; index maps an image to its row.
+    used = np.zeros(len(X_train), dtype=bool)
+    used[candidates.ravel()] = True
+    rows = np.flatnonzero(used)
+    index = np.cumsum(used) - 1
+    n_ch = 2 * int(use_gradients) + int(use_intensity)
+    m = int(warp) + int(context)
+    F_train = np.zeros((len(rows), n_ch * (H + 2 * m + 1) * (W + 2 * m)), dtype=X_train.dtype)
+    _features(X_train, rows, m, bool(use_gradients), bool(use_intensity), F_train)
+    _idm_kernel(F_train, index, X_query, candidates, int(warp), int(context), bool(use_gradients),
+                bool(use_intensity), cost, band, bool(symmetric), int(keep or 0), out)
     return out
