@@ -172,6 +172,42 @@ def test_readme_links_resolve():
     assert not problems, "README.md has links that do not resolve:\n  " + "\n  ".join(problems)
 
 
+BIBLIOGRAPHY = ROOT / "references" / "bibliography.md"
+
+
+def external_links(source):
+    """The links of a notebook or Markdown file that lead outside the repository."""
+    source = Path(source)
+    texts = list(notebook_markdown(source)) if source.suffix == ".ipynb" else [source.read_text(encoding="utf-8")]
+    return [url for url in _parse_markdown(texts).links if _SCHEME.match(url) or url.startswith("//")]
+
+
+def bibliography_entries():
+    """The bibliography's entries: {key: text of its section}."""
+    sections = re.split(r"^### ", BIBLIOGRAPHY.read_text(encoding="utf-8"), flags=re.M)[1:]
+    return {section.split("\n", 1)[0].strip(): section for section in sections}
+
+
+def test_every_bibliography_entry_names_its_source():
+    entries = bibliography_entries()
+    assert entries, "references/bibliography.md has no entries"
+    for key, text in entries.items():
+        assert re.fullmatch(r"[A-Z][A-Za-z]+\d{4}|LeCunMNIST", key), f"{key}: keys are Author + year"
+        assert re.search(r"<https?://[^>]+>", text), f"{key}: no URL or DOI"
+        assert "Quoted:" in text or "Used, not quoted:" in text, f"{key}: does not say what the report takes from it"
+
+
+@pytest.mark.parametrize(
+    "source", NOTEBOOKS + [README, *sorted((ROOT / "references").glob("*.md"))],
+    ids=lambda p: p.relative_to(ROOT).as_posix(),
+)
+def test_links_leave_the_repository_only_for_the_cited_sources(source):
+    allowed = set(external_links(BIBLIOGRAPHY))
+    stray = sorted(set(external_links(source)) - allowed)
+    assert not stray, (f"{source.name} links outside the repository to sources the bibliography does not list "
+                       f"(references/bibliography.md): {stray}")
+
+
 # --- the checker itself, on a small synthetic project -------------------------------------------
 
 def _notebook(path, *markdown, output_markdown=None):
