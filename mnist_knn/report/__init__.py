@@ -10,6 +10,7 @@ _EXPORTS = {
         "INK_COLORSCALE",
         "digit_grid",
         "image_heatmap",
+        "log_ticks",
         "save_figure",
         "setup_notebook",
     ],

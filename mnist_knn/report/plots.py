@@ -23,6 +23,7 @@ __all__ = [
     "INK_COLORSCALE",
     "digit_grid",
     "image_heatmap",
+    "log_ticks",
     "save_figure",
     "setup_notebook",
 ]
@@ -35,6 +36,9 @@ DIGIT_COLORS = dict(zip(map(str, range(10)), px.colors.qualitative.D3))
 
 INK_COLORSCALE = [[0.0, "white"], [1.0, "black"]]
 """Greyscale with ink dark: pixel value 0 is white paper, 255 is black ink."""
+
+TITLE_GREY = "#444444"
+"""Neutral colour of image titles in a gallery: red or green would read as a verdict."""
 
 TEMPLATE = "plotly_white"
 WIDTH, HEIGHT = 800, 500  # layout pixels of a figure that sets no size of its own
@@ -147,11 +151,53 @@ def _heatmap(image, zmin, zmax, colorscale):
     )
 
 
+def log_ticks(values, *, steps=(1, 2, 5), suffix="", thousands=True):
+    """Ticks for a log axis, every one labelled in full.
+
+    Plotly labels the minor ticks of a log axis with bare digits, so that "3" stands for both 3% and 30%.
+    Pass the result to ``fig.update_xaxes(**log_ticks(...))`` (or ``update_yaxes``) instead.
+
+    Parameters
+    ----------
+    values : array-like
+        The values the axis shows (its positive entries set the range).
+    steps : sequence of numbers in [1, 10), default=(1, 2, 5)
+        The ticks within each decade: (1, 2, 5) gives 1, 2, 5, 10, 20, 50, ...; (1,) one tick a decade.
+    suffix : str, default=""
+        Appended to every label, e.g. ``"%"``.
+    thousands : bool, default=True
+        Group thousands with commas ("10,000").
+
+    Returns
+    -------
+    dict
+        ``tickvals`` (from the decade below the smallest value to the one above the largest) and
+        ``ticktext``.
+
+    Raises
+    ------
+    ValueError
+        If ``values`` has no positive finite entry, or a step is outside [1, 10).
+    """
+    values = np.asarray(values, dtype=float).ravel()
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size == 0:
+        raise ValueError("log_ticks needs at least one positive finite value.")
+    steps = sorted(set(float(s) for s in steps))
+    if not steps or steps[0] < 1 or steps[-1] >= 10:
+        raise ValueError(f"steps must lie in [1, 10); got {steps}.")
+    low, high = math.floor(math.log10(values.min())), math.ceil(math.log10(values.max()))
+    ticks = [round(step * 10.0**e, 12) for e in range(low, high + 1) for step in steps]
+    ticks = [t for t in ticks if t <= 10.0**high]
+    text = [(f"{t:,.{max(0, -math.floor(math.log10(t)))}f}" if thousands else f"{t:g}") + suffix for t in ticks]
+    return dict(tickvals=ticks, ticktext=text)
+
+
 def digit_grid(
     images,
     titles=None,
     n_cols=10,
-    title_color="red",
+    title_color=TITLE_GREY,
     *,
     cell_size=80,
     zmin=0,
@@ -169,8 +215,9 @@ def digit_grid(
         A short title above each image, e.g. its label ``"7"`` or ``"3→5 (d=1234)"``.
     n_cols : int, default=10
         Images per row; the number of rows follows.
-    title_color : str or sequence of str, default="red"
-        Colour of the image titles: one for all, or one per image.
+    title_color : str or sequence of str, default=TITLE_GREY
+        Colour of the image titles: one for all, or one per image. Neutral by default: a red or green
+        title reads as a verdict on the digit.
     cell_size : int, default=80
         Layout pixels per grid cell; sets the figure's width and height.
     zmin, zmax : float, default=0, 255

@@ -97,7 +97,7 @@ def test_digit_grid_has_one_subplot_and_title_per_image():
     fig = plots.digit_grid(images, titles=titles, n_cols=10)
     assert len(fig.data) == 23
     assert [a.text for a in fig.layout.annotations] == titles
-    assert {a.font.color for a in fig.layout.annotations} == {"red"}
+    assert {a.font.color for a in fig.layout.annotations} == {plots.TITLE_GREY}  # neutral: red reads as an error
     assert fig.get_subplot(1, 10) is not None and fig.get_subplot(3, 3) is not None  # 3 rows of 10
     with pytest.raises(Exception):
         fig.get_subplot(4, 1)
@@ -136,3 +136,24 @@ def test_image_heatmap_is_one_reversed_heatmap():
     assert len(fig.data) == 1 and fig.layout.yaxis.autorange == "reversed"
     with pytest.raises(ValueError, match="got shape"):
         plots.image_heatmap(np.zeros((2, 28, 28)))
+
+
+def test_log_ticks_label_every_tick_in_full():
+    from mnist_knn.report.plots import log_ticks
+
+    ticks = log_ticks([2.8, 40.0], steps=(1, 2, 3, 5), suffix="%")
+    assert ticks["tickvals"] == [1, 2, 3, 5, 10, 20, 30, 50, 100]
+    assert ticks["ticktext"] == ["1%", "2%", "3%", "5%", "10%", "20%", "30%", "50%", "100%"]
+    assert len(set(ticks["ticktext"])) == len(ticks["ticktext"])  # no label stands for two values
+    sizes = log_ticks([100, 60_000], steps=(1, 3))
+    assert sizes["ticktext"][:4] == ["100", "300", "1,000", "3,000"]
+    small = log_ticks([0.05, 0.7])
+    assert small["ticktext"][:3] == ["0.01", "0.02", "0.05"]
+
+
+@pytest.mark.parametrize("values, steps", [([0, -1, np.nan], (1,)), ([1, 10], (0.5,)), ([1, 10], (10,)), ([1], ())])
+def test_log_ticks_refuse_what_they_cannot_label(values, steps):
+    from mnist_knn.report.plots import log_ticks
+
+    with pytest.raises(ValueError):
+        log_ticks(values, steps=steps)
