@@ -159,7 +159,8 @@ def _idm_pair(fa, fb, n_ch, H, W, warp, context, cost, bands, band, D, R, best, 
     Wr = W + 2 * (context + warp)
     base = warp * Wr + warp
     n_off = 2 * warp + 1
-    # ((1 + u) / (1 - u)) ** (n - 1) < 1 + 4 n u for the n = H * W terms (u = 2 ** -53), with room.
+    # Sums of the same n = H * W non-negative terms (n + 1 with ``start``) in two orders differ by a ratio of at most
+    # about 1 + 2 (n + 1) u (u = 2 ** -53), one more u for rounding bound * margin: 1 + 8 n u leaves room.
     margin = 1.0 + 8.0 * H * W * 2.0**-53
     limit = bound * margin
     partial = 0.0
@@ -243,7 +244,8 @@ def _idm_pair(fa, fb, n_ch, H, W, warp, context, cost, bands, band, D, R, best, 
                         t = D[k]
                         b = b_v[k]
                         b_v[k] = t if t < b else b
-                else:  # added in float64, as the definition says
+                else:  # in float64 (float32 sums promoted), as before; the min keeps best's dtype, and rounding
+                    # t to it first would give the same value (rounding never reverses an order)
                     for k in range(m):
                         t = D[k] + penalty
                         b = b_v[k]

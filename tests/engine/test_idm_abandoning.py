@@ -118,3 +118,13 @@ def test_asking_for_more_neighbours_than_kept_is_refused():
     nearest_candidates(pruned, candidates, 2)
     with pytest.raises(ValueError, match=r"\+inf among the 10 nearest"):
         nearest_candidates(pruned, candidates, 10)
+
+
+@pytest.mark.parametrize("n_query, n_cand", [(2, 0), (0, 3)])
+def test_no_pairs_give_an_empty_answer(n_query, n_cand):
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, size=(4, 7, 6)).astype(np.float32)
+    candidates = np.zeros((n_query, n_cand), dtype=np.int64)
+    for keep in (None, 1):
+        D = idm_distance(X, X[:n_query], candidates, keep=keep)
+        assert D.shape == (n_query, n_cand) and D.dtype == np.float64
