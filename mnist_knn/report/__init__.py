@@ -4,6 +4,10 @@
 from ..lazy import exporter
 
 _EXPORTS = {
+    "bottom_line": [
+        "bottom_line_here",
+        "fill_bottom_line",
+    ],
     "plots": [
         "DIGIT_COLORS",
         "DIGIT_ORDER",
