@@ -397,7 +397,7 @@ class _Builder:
             from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
             body = '<div class="markdown-body">' + self.rewrite_links(
-                markdown2html_mistune(source), target.parent
+                _github_heading_ids(markdown2html_mistune(source)), target.parent
             ) + "</div>"
             # the links above are relative to site/, the page lives deeper: prefix them
             body = _prefix_relative(body, "../" * site_path.count("/"))
@@ -585,6 +585,24 @@ def _relative(target, start):
     import posixpath
 
     return posixpath.relpath(target, posixpath.dirname(start) or ".")
+
+
+_HEADING = re.compile(r"(<h([1-6])\b[^>]*>)(.*?)(</h\2>)", re.S)
+
+
+def _github_heading_ids(fragment):
+    """Give every heading of a Markdown file rendered by nbconvert the anchor GitHub gives it too.
+
+    The repository's Markdown files are read on the code host, so links into them name GitHub's anchors
+    (``bibliography.md#keysers2007``: lower case, punctuation dropped, spaces to ``-``); nbconvert's own ids
+    keep the heading's case. An empty ``<a id>`` in front of the heading's text carries GitHub's anchor.
+    """
+    def add(match):
+        text = html.unescape(_TAG.sub("", match.group(3))).replace("¶", "")
+        slug = re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-")
+        return f'{match.group(1)}<a id="{html.escape(slug, quote=True)}"></a>{match.group(3)}{match.group(4)}'
+
+    return _HEADING.sub(add, fragment)
 
 
 def _prefix_relative(fragment, prefix):

@@ -445,3 +445,15 @@ def test_site_renders_offline_in_chromium(real_site, tmp_path):
             if page["figures"] != n_figures:
                 problems.append(f"{name}: {page['figures']} figures shown, {n_figures} expected")
     assert not problems, "\n".join(problems)
+
+
+def test_markdown_pages_carry_github_heading_anchors():
+    """Links into the repository's Markdown files name GitHub's anchors; the site's pages must have them too."""
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    from mnist_knn.report.site import _github_heading_ids
+
+    body = _github_heading_ids(markdown2html_mistune("# Bibliography\n\n### Keysers2007\n\n## The two commands?\n"))
+    ids = set(re.findall(r'\bid="([^"]+)"', body))
+    assert {"bibliography", "keysers2007", "the-two-commands"} <= ids
+    assert {"Bibliography", "Keysers2007"} <= ids  # nbconvert's own ids stay
