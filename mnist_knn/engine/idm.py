@@ -26,10 +26,6 @@ from .rerank import candidate_images, float_images
 
 __all__ = ["idm_distance", "sobel_gradients"]
 
-# Images per block when computing Sobel gradients (bounds the float64 work arrays).
-_IMAGES_PER_BLOCK = 4096
-
-
 def sobel_gradients(X):
     """Horizontal and vertical Sobel gradients of each image, zero outside the image.
 
@@ -46,14 +42,9 @@ def sobel_gradients(X):
     """
     X = float_images(X, "X")
     n, H, W = X.shape
-    G = np.empty((n, 2, H, W), dtype=X.dtype)
-    for start in range(0, n, _IMAGES_PER_BLOCK):
-        P = np.pad(X[start : start + _IMAGES_PER_BLOCK].astype(np.float64), ((0, 0), (1, 1), (1, 1)))
-        dx = P[:, :, 2:] - P[:, :, :-2]  # (n, H + 2, W)
-        dy = P[:, 2:, :] - P[:, :-2, :]  # (n, H, W + 2)
-        G[start : start + _IMAGES_PER_BLOCK, 0] = (dx[:, :-2] + 2 * dx[:, 1:-1] + dx[:, 2:]) / 8
-        G[start : start + _IMAGES_PER_BLOCK, 1] = (dy[:, :, :-2] + 2 * dy[:, :, 1:-1] + dy[:, :, 2:]) / 8
-    return G
+    G = np.empty((n, 2 * H * W), dtype=X.dtype)  # unpadded: the layout of _features with m = 0
+    _features(X, np.arange(n), 0, True, False, G)
+    return G.reshape(n, 2, H, W)
 
 
 @numba.njit(cache=True)
@@ -62,8 +53,8 @@ def _features_into(image, padded, F, L, m, Wr, use_gradients, use_intensity):
     (y, x) at ``ch * L + (y + m) * Wr + m + x``. Only those positions are written.
 
     ``padded`` is a float64 work array of shape (H + 2, W + 2) whose border holds zeros. The Sobel
-    gradients are computed as :func:`sobel_gradients` computes them (the same float64 operations in the
-    same order), then stored in ``F``'s dtype.
+    gradients (:func:`sobel_gradients` calls this too) are computed in float64, ``(a + 2 b + c) / 8`` of the
+    differences a, b, c across the pixel's three rows (or columns), then stored in ``F``'s dtype.
     """
     H, W = image.shape
     for y in range(H):
@@ -93,7 +84,7 @@ def _features_into(image, padded, F, L, m, Wr, use_gradients, use_intensity):
 @numba.njit(parallel=True, cache=True)
 def _features(X, rows, m, use_gradients, use_intensity, out):
     """``out[r]``: the channels of image ``X[rows[r]]``, padded by m (see ``_features_into``).
-    ``out`` must hold zeros."""
+    ``out``'s padding must hold zeros (with m = 0 there is none)."""
     H, W = X.shape[1:]
     Wr = W + 2 * m
     L = out.shape[1] // (2 * int(use_gradients) + int(use_intensity))
