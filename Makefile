@@ -10,6 +10,10 @@
 SHELL := bash
 .SHELLFLAGS := -o pipefail -c
 
+# No progress bars (mnist_knn/progress.py) in anything make runs: the notebooks' stored outputs stay as they are,
+# even when make itself runs inside a JupyterLab kernel (whose environment would otherwise turn them on).
+export MNIST_KNN_PROGRESS := 0
+
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python

@@ -15,9 +15,9 @@ before it (``tests/test_layers.py`` checks this):
   notebook's study;
 - :mod:`mnist_knn.report`: figures, ``results.json``, the README block and the offline site.
 
-Beneath them all, three foundation modules: :mod:`~mnist_knn.paths` (where files live),
-:mod:`~mnist_knn.store` (atomic writes and on-disk caches) and :mod:`~mnist_knn.validation` (input
-checks).
+Beneath them all, the foundation modules: :mod:`~mnist_knn.paths` (where files live),
+:mod:`~mnist_knn.store` (atomic writes and on-disk caches), :mod:`~mnist_knn.validation` (input
+checks) and :mod:`~mnist_knn.progress` (progress bars of long work, in JupyterLab only).
 
 The most used names are re-exported here, lazily (``import mnist_knn`` is instant); the notebooks
 import from the stages, ``from mnist_knn.engine import kneighbors``, so their imports show the flow.

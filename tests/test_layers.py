@@ -1,6 +1,6 @@
 """The package's layering is a tested property.
 
-Data flows one way: foundation (paths, store, validation, lazy) -> data -> engine -> analysis -> report.
+Data flows one way: foundation (paths, store, validation, lazy, progress) -> data -> engine -> analysis -> report.
 A module may import its own stage, the stages before it and the foundation; the foundation imports no
 stage. And no module, notebook or benchmark reaches for another module's private (underscore) names.
 
@@ -134,7 +134,7 @@ def test_every_package_module_has_a_stage():
     stages = {stage_of(module_name(p)) for p in PACKAGE_FILES}
     assert stages == set(ORDER)
     foundation = sorted(p.name for p in PACKAGE_FILES if stage_of(module_name(p)) == "foundation")
-    assert foundation == ["__init__.py", "lazy.py", "paths.py", "store.py", "validation.py"]
+    assert foundation == ["__init__.py", "lazy.py", "paths.py", "progress.py", "store.py", "validation.py"]
 
 
 # ------------------------------------------------------------------ the checker, on made-up sources

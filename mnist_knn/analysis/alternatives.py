@@ -70,6 +70,7 @@ import pandas as pd
 from .. import validation
 from ..engine.estimator import KNNClassifier
 from ..paths import CACHE_DIR
+from ..progress import progress
 from ..store import cached_arrays, digest
 from .selection import SELECTION_SEED, writer_folds
 
@@ -421,11 +422,11 @@ def choose_hyperparameters(name, X, y, writers, *, n_folds=3, grid=None, seed=SE
 
     def compute():
         out = np.empty((len(grid), len(y)), dtype=np.int64)
-        for i, settings in enumerate(grid):
-            for f in range(n_folds):
-                held = folds == f
-                model = _fit(make_model(name, **settings), Xin[~held], y[~held])
-                out[i, held] = model.predict(Xin[held])
+        fits = [(i, f) for i in range(len(grid)) for f in range(n_folds)]  # grid point by grid point
+        for i, f in progress(fits, desc=f"{name}: grid x folds", unit="fit"):
+            held = folds == f
+            model = _fit(make_model(name, **grid[i]), Xin[~held], y[~held])
+            out[i, held] = model.predict(Xin[held])
         return {"predictions": out}
 
     def accept(stored):

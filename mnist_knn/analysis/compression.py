@@ -22,6 +22,7 @@ from .. import validation
 from ..engine.distances import pairwise_distances
 from ..engine.search import kneighbors, kneighbors_loo
 from ..engine.vote import TIE_RULES, predict as vote_predict
+from ..progress import progress
 
 __all__ = ["COMPRESSION_SEED", "condensed_nearest_neighbour", "edited_nearest_neighbour", "kmeans_prototypes"]
 
@@ -95,7 +96,7 @@ def condensed_nearest_neighbour(X, y, *, metric="euclidean", p=2, seed=COMPRESSI
     while max_passes is None or passes < max_passes:
         passes += 1
         added = False
-        for start in range(0, len(order), _BLOCK):
+        for start in progress(range(0, len(order), _BLOCK), desc=f"condensing, pass {passes}", unit="block"):
             block = order[start:start + _BLOCK]
             block = block[~in_store[block]]
             if block.size == 0:
@@ -215,7 +216,7 @@ def kmeans_prototypes(X, y, n_per_class, *, seed=COMPRESSION_SEED, max_iter=100)
     n_per_class = validation.k_value(n_per_class, np.iinfo(np.int64).max, "n_per_class")
     max_iter = validation.k_value(max_iter, np.iinfo(np.int64).max, "max_iter")
     prototypes, labels = [], []
-    for c in np.unique(y):
+    for c in progress(np.unique(y), desc=f"k-means, {n_per_class} per class", unit="class"):
         members = X[y == c]
         if len(members) <= n_per_class:
             centres = members.astype(np.float64)

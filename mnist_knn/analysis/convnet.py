@@ -36,6 +36,7 @@ import numpy as np
 
 from .. import validation
 from ..paths import CACHE_DIR
+from ..progress import progress_bar
 from ..store import cached_arrays, digest
 
 __all__ = [
@@ -229,14 +230,17 @@ class ConvNetClassifier:
             X_all, y_all = torch.from_numpy(images), torch.from_numpy(codes)
             body.train()
             head.train()
-            for _ in range(int(self.epochs)):
-                order = torch.from_numpy(rng.permutation(n))
-                for start in range(0, n, int(self.batch_size)):
-                    batch = order[start:start + int(self.batch_size)]
-                    optimizer.zero_grad()
-                    loss = loss_fn(head(body(X_all[batch])), y_all[batch])
-                    loss.backward()
-                    optimizer.step()
+            n_batches = int(self.epochs) * -(-n // int(self.batch_size))
+            with progress_bar(n_batches, desc="training the convolutional net", unit="batch") as bar:
+                for _ in range(int(self.epochs)):
+                    order = torch.from_numpy(rng.permutation(n))
+                    for start in range(0, n, int(self.batch_size)):
+                        batch = order[start:start + int(self.batch_size)]
+                        optimizer.zero_grad()
+                        loss = loss_fn(head(body(X_all[batch])), y_all[batch])
+                        loss.backward()
+                        optimizer.step()
+                        bar.update()
         state = {**{f"body.{k}": v for k, v in body.state_dict().items()},
                  **{f"head.{k}": v for k, v in head.state_dict().items()}}
         return {k: v.detach().numpy().astype(np.float32, copy=True) for k, v in state.items()}

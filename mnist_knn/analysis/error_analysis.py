@@ -23,6 +23,7 @@ from scipy import stats
 from .. import validation
 from ..data.preprocess import skew
 from ..engine.search import kneighbors
+from ..progress import progress
 from .scores import wilson_interval
 from .uncertainty import writer_bootstrap
 
@@ -148,7 +149,7 @@ def nearest_distance_per_class(X_train, y_train, X_query, metric="euclidean", p=
     y_train = np.asarray(y_train)
     X_train = np.asarray(X_train)
     D = np.empty((len(X_query), n_classes))
-    for c in range(n_classes):
+    for c in progress(range(n_classes), desc="nearest digit of each class", unit="class"):
         members = y_train == c
         if not members.any():
             raise ValueError(f"y_train has no image of class {c}; need all {n_classes} classes.")

@@ -22,6 +22,7 @@ from scipy import optimize
 
 from ..engine.search import kneighbors
 from ..engine.vote import predict_many
+from ..progress import progress
 
 __all__ = [
     "SCHEMES",
@@ -179,17 +180,19 @@ def learning_curve(
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     X_train = np.asarray(X_train)
     rows, correct = [], []
-    for size, n_rep in zip(sizes, repeats):
-        deterministic = scheme == "first" or size == len(y_train)
-        for rep in range(1 if deterministic else n_rep):
-            S = subsample(y_train, size, scheme, rng)
-            k_hi = min(k_max, size)
-            cache = cache_from is not None and size >= cache_from
-            dist, ind = kneighbors(X_train[S], X_test, k_hi, cache=cache)
-            pred = predict_many(dist, ind, y_train[S], np.arange(1, k_hi + 1), tie_break=tie_break)
-            wrong = (pred != y_test).sum(axis=1)
-            rows += [(scheme, size, rep, k, int(wrong[k - 1])) for k in range(1, k_hi + 1)]
-            correct.append([pred[min(k, k_hi) - 1] == y_test for k in keep_ks])
+    runs = [  # (size, repeat) in order; a deterministic subsample is run once
+        (size, rep) for size, n_rep in zip(sizes, repeats)
+        for rep in range(1 if scheme == "first" or size == len(y_train) else n_rep)
+    ]
+    for size, rep in progress(runs, desc=f"learning curve ({scheme})", unit="search"):
+        S = subsample(y_train, size, scheme, rng)
+        k_hi = min(k_max, size)
+        cache = cache_from is not None and size >= cache_from
+        dist, ind = kneighbors(X_train[S], X_test, k_hi, cache=cache)
+        pred = predict_many(dist, ind, y_train[S], np.arange(1, k_hi + 1), tie_break=tie_break)
+        wrong = (pred != y_test).sum(axis=1)
+        rows += [(scheme, size, rep, k, int(wrong[k - 1])) for k in range(1, k_hi + 1)]
+        correct.append([pred[min(k, k_hi) - 1] == y_test for k in keep_ks])
     errors = pd.DataFrame(rows, columns=["scheme", "size", "repeat", "k", "n_errors"])
     errors["error"] = errors["n_errors"] / len(y_test)
     return errors, np.array(correct, dtype=bool).reshape(len(correct), len(keep_ks), len(y_test))
@@ -313,7 +316,7 @@ def bootstrap_power_law(correct, run_sizes, n_new, n_boot=1000, *, rng, floor=Fa
         n_groups = int(group.max()) + 1
     params = np.empty((n_boot, 3))
     predicted = np.empty((n_boot, len(np.atleast_1d(n_new))))
-    for b in range(n_boot):
+    for b in progress(range(n_boot), desc="power-law bootstrap", unit="replicate"):
         weights = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups))[group]
         run_error = wrong @ weights / weights.sum()
         mean_error = [run_error[rng.choice(r, size=len(r))].mean() for r in runs_of]

@@ -44,6 +44,7 @@ _EXPORTS = {
         "float_images",
         "function_identity",
         "nearest_candidates",
+        "query_chunks",
         "rerank_by_metric",
         "used_training_images",
     ],

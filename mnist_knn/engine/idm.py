@@ -22,7 +22,7 @@ every distance that is computed to the end is bit-identical to the full computat
 import numba
 import numpy as np
 
-from .rerank import candidate_images, float_images
+from .rerank import candidate_images, float_images, query_chunks
 
 __all__ = ["idm_distance", "sobel_gradients"]
 
@@ -418,6 +418,7 @@ def idm_distance(
     m = int(warp) + int(context)
     F_train = np.zeros((len(rows), n_ch * (H + 2 * m + 1) * (W + 2 * m)), dtype=X_train.dtype)
     _features(X_train, rows, m, bool(use_gradients), bool(use_intensity), F_train)
-    _idm_kernel(F_train, index, X_query, candidates, int(warp), int(context), bool(use_gradients),
-                bool(use_intensity), cost, band, bool(symmetric), int(keep or 0), out)
+    for a, b in query_chunks(len(X_query), "IDM"):  # one chunk unless a progress bar is shown
+        _idm_kernel(F_train, index, X_query[a:b], candidates[a:b], int(warp), int(context), bool(use_gradients),
+                    bool(use_intensity), cost, band, bool(symmetric), int(keep or 0), out[a:b])
     return out

@@ -20,8 +20,9 @@ import numpy as np
 
 from .. import validation
 from ..paths import CACHE_DIR
+from ..progress import progress_chunks
 from ..store import cached_arrays, digest
-from .distances import LP, common_rows, finish_array, metric_code, power_sum
+from .distances import LP, common_rows, finish_array, metric_code, power_sum, thread_count
 
 __all__ = [
     "DEFORM_CACHE_VERSION",
@@ -30,12 +31,23 @@ __all__ = [
     "float_images",
     "function_identity",
     "nearest_candidates",
+    "query_chunks",
     "rerank_by_metric",
     "used_training_images",
 ]
 
 #: Bump when a change to a deformation kernel could change any cached distance.
 DEFORM_CACHE_VERSION = 1
+
+
+def query_chunks(n_query, desc):
+    """``(start, stop)`` chunks of the queries for a re-ranking kernel (:func:`~mnist_knn.progress.progress_chunks`).
+
+    One chunk, so one call of the compiled kernel, unless a progress bar is shown (in JupyterLab); then
+    up to 50 chunks of at least 64 queries per thread. Every query's distances are computed by one
+    thread, independently of the others, so the result is the same to the bit either way.
+    """
+    return progress_chunks(n_query, min_size=64 * thread_count(), desc=desc, unit="query")
 
 
 def candidate_images(X_train, X_query, candidates):
@@ -133,12 +145,13 @@ def rerank_by_metric(X_train, X_query, indices, metric="minkowski", p=2):
         raise ValueError(f"indices must have shape (n_query={Xq.shape[0]}, n_candidates); got {indices.shape}.")
     if indices.size and not (0 <= indices.min() and indices.max() < Xt.shape[0]):
         raise ValueError(f"indices must be training rows in [0, {Xt.shape[0]}).")
-    if code == LP and Xt.dtype == np.uint8 and p == int(p) and p <= 6 and Xt.shape[1] <= 784:
-        sums = np.empty(indices.shape, dtype=np.int64)
-        _candidate_sums_int(Xq, Xt, indices, int(p), sums)
-    else:
-        sums = np.empty(indices.shape, dtype=np.float64)
-        _candidate_sums(Xq, Xt, indices, code, p, sums)
+    exact = code == LP and Xt.dtype == np.uint8 and p == int(p) and p <= 6 and Xt.shape[1] <= 784
+    sums = np.empty(indices.shape, dtype=np.int64 if exact else np.float64)
+    for a, b in query_chunks(len(Xq), f"re-ranking by {metric}"):
+        if exact:
+            _candidate_sums_int(Xq[a:b], Xt, indices[a:b], int(p), sums[a:b])
+        else:
+            _candidate_sums(Xq[a:b], Xt, indices[a:b], code, p, sums[a:b])
     order = np.lexsort((indices, sums), axis=1) if indices.size else indices
     sums = np.take_along_axis(sums, order, axis=1).astype(np.float64)
     return finish_array(sums, code, p), np.take_along_axis(indices, order, axis=1)

@@ -25,7 +25,8 @@ the search so run on every core at once. Left to itself, the BLAS would multiply
 threads and keep them spinning for more work while the compiled search ran: measured on 2 cores, that
 spinning doubled the search's time (0.87 s instead of 0.39 s of a full MNIST search). The product also
 skips every pixel that is blank in all training images or in all queries (118 of MNIST's 784 pixels):
-those pixels add nothing to any dot product.
+those pixels add nothing to any dot product. The calling thread only waits for the workers; in JupyterLab it
+also draws a progress bar, once a search has lasted a few seconds (:mod:`mnist_knn.progress`).
 
 Peak memory beyond the inputs: a float32 copy of the training set's inked pixels (4 bytes per pixel: 160 MB
 for MNIST), the float32 products of ``block_size`` query rows against the training set (split between the
@@ -42,6 +43,7 @@ import contextlib
 import math
 import os
 import threading
+import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -49,7 +51,7 @@ import numpy as np
 from numba import njit, prange
 from threadpoolctl import ThreadpoolController
 
-from .. import validation
+from .. import progress, validation
 from ..paths import CACHE_DIR
 from ..store import cached_arrays, digest
 from .distances import COS, L1, L2, LINF, LP, common_rows, finish_array, metric_code, power_sum, thread_count
@@ -451,6 +453,9 @@ def _search_in(workspace, Xt, Xq, k, code, p, block_size):
     lock = threading.Lock()
     # Set on an error or an interrupt: every thread stops within one query row (the kernel reads it).
     halt = np.zeros(1, dtype=np.uint8)
+    # Query rows searched so far, counted only for a progress bar (mnist_knn.progress; none under nbval).
+    show_progress = progress.enabled()
+    finished = [0]
 
     def work(thread):
         G = _buffer(workspace, f"G{thread}", rows, n_train)
@@ -472,10 +477,16 @@ def _search_in(workspace, Xt, Xq, k, code, p, block_size):
             except BaseException:
                 halt[0] = 1
                 raise
+            if show_progress:
+                with lock:
+                    finished[0] += stop - start
 
     # The calling thread only waits, so that an interrupt (Ctrl-C) reaches it at once: it stops the workers
     # through ``halt`` and waits for them. A single worker keeps the BLAS's own threads for its product.
+    # It also keeps the progress bar: made only once the search has run for progress.DELAY seconds, so a
+    # short search (most of them) never creates one (a notebook bar's widgets take some 4 ms to set up).
     n_workers = min(n_threads, -(-n_query // rows))
+    bar, started = None, time.monotonic()
     with _single_threaded_blas() if n_workers > 1 else contextlib.nullcontext():
         pool = ThreadPoolExecutor(n_workers)
         try:
@@ -485,11 +496,20 @@ def _search_in(workspace, Xt, Xq, k, code, p, block_size):
                 done, pending = wait(pending, timeout=0.05, return_when=FIRST_EXCEPTION)
                 for future in done:
                     future.result()  # re-raises a worker's exception
+                if show_progress:
+                    if bar is None and time.monotonic() - started >= progress.DELAY:
+                        bar = progress.progress_bar(n_query, desc="exact search", unit="query",
+                                                    initial=finished[0], delay=0)
+                    elif bar is not None:
+                        bar.update(finished[0] - bar.n)
         except BaseException:  # including KeyboardInterrupt in the waiting thread
             halt[0] = 1
             raise
         finally:
             _join(pool)
+            if bar is not None:
+                bar.update(finished[0] - bar.n)
+                bar.close()
     return finish_array(out_s, code, p), out_i
 
 

@@ -12,7 +12,7 @@ do not depend on the number of threads.
 import numba
 import numpy as np
 
-from .rerank import candidate_images, used_training_images
+from .rerank import candidate_images, query_chunks, used_training_images
 
 __all__ = ["shift_distance"]
 
@@ -110,5 +110,6 @@ def shift_distance(X_train, X_query, candidates, max_shift=1, p=2):
     X_ref, local = used_training_images(X_train, candidates)
     X_ref = np.pad(X_ref, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
     out = np.empty(candidates.shape, dtype=np.float64)
-    _shift_kernel(X_ref, X_query, local, int(max_shift), p, mode, out)
+    for a, b in query_chunks(len(X_query), "shift distance"):  # one chunk unless a progress bar is shown
+        _shift_kernel(X_ref, X_query[a:b], local[a:b], int(max_shift), p, mode, out[a:b])
     return out

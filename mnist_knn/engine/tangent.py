@@ -15,7 +15,7 @@ import math
 import numba
 import numpy as np
 
-from .rerank import candidate_images, float_images, used_training_images
+from .rerank import candidate_images, float_images, query_chunks, used_training_images
 from ..data.preprocess import blur
 
 __all__ = ["TANGENTS", "tangent_distance", "tangent_vectors"]
@@ -306,16 +306,8 @@ def tangent_distance(
         Tq = np.empty((0, m, n_pix), dtype=Tr.dtype)
         Gq = np.empty((0, m, m), dtype=np.float64)
     out = np.empty(candidates.shape, dtype=np.float64)
-    _tangent_kernel(
-        X_ref.reshape(len(X_ref), n_pix),
-        X_query.reshape(len(X_query), n_pix),
-        Tr,
-        Tq,
-        Gr,
-        Gq,
-        local,
-        bool(two_sided),
-        lam,
-        out,
-    )
+    Xr_flat, Xq_flat = X_ref.reshape(len(X_ref), n_pix), X_query.reshape(len(X_query), n_pix)
+    for a, b in query_chunks(len(X_query), "tangent distance"):  # one chunk unless a progress bar is shown
+        # (one-sided, Tq and Gq are empty: their slices are too, and unused)
+        _tangent_kernel(Xr_flat, Xq_flat[a:b], Tr, Tq[a:b], Gr, Gq[a:b], local[a:b], bool(two_sided), lam, out[a:b])
     return out

@@ -10,9 +10,15 @@ previous / index / next navigation, figures as the PNGs stored in the notebooks,
 interactive page ``figures/<page>-<n>.html`` that loads the one copy of ``plotly.min.js`` in the site.
 Links between notebooks (``02-x.ipynb#Section``) point to the notebook pages, and links to files of the
 repository (``../mnist_knn/vote.py``) to syntax-highlighted copies in ``site/code/``.
+
+TeX math in Markdown (cells, Markdown outputs, the repository's ``.md`` pages), inline ``$...$`` and display
+``$$...$$``, is converted to MathML when the site is built (:func:`markdown_to_html`), which browsers draw
+natively: no script, no font or CDN to fetch. A formula that cannot be converted stops the build, naming the
+notebook, the cell and the formula.
 """
 
 import argparse
+import functools
 import html
 import re
 import shutil
@@ -79,7 +85,7 @@ class NotebookPage:
     @property
     def title_text(self):
         """The title as plain text (Markdown emphasis and code marks removed)."""
-        return html.unescape(_TAG.sub("", _inline_markdown(self.title)))
+        return html.unescape(_TAG.sub("", _inline_markdown(self.title, where=f"{self.path.name} (title)")))
 
 
 def notebook_pages(notebooks_dir=None):
@@ -267,6 +273,193 @@ def readme_block_in(text):
 
 
 # ----------------------------------------------------------------------------------------------
+# Math: TeX in Markdown, converted to MathML when the site is built
+# ----------------------------------------------------------------------------------------------
+
+class MathError(ValueError):
+    """A TeX formula in the report's Markdown that cannot be converted to MathML.
+
+    Attributes ``formula`` (the TeX, without its dollars), ``display`` (``$$...$$``), ``reason`` and ``where``
+    (the notebook and cell, or the file, ``None`` if not known).
+    """
+
+    def __init__(self, formula, display, reason, where=None):
+        self.formula, self.display, self.reason, self.where = formula, display, reason, where
+        dollars = "$$" if display else "$"
+        place = f"{where}: " if where else ""
+        super().__init__(f"{place}cannot convert the TeX formula {dollars}{formula}{dollars} to MathML: {reason}")
+
+    def located(self, where):
+        """The same error, naming where the formula is (unless it already does)."""
+        return self if self.where or not where else MathError(self.formula, self.display, self.reason, where)
+
+
+# latex2mathml writes a command it does not know, or a brace or alignment mark it could not place, as the text
+# of an <mi> or <mo>, where it would show up as raw TeX: such a formula is refused like a syntax error.
+_RAW_TEX_TOKENS = {"{", "}", "&", "$", "#"}
+# Operators that TeX sets without space around them (ordinary symbols), while MathML's operator dictionary spaces
+# them out in the middle of a formula: the bars of |a - b| and ||a||, the slash of 1/p.
+_UNSPACED_OPERATORS = {"/", "|", "\u2016"}
+# How many arguments a MathML layout element takes: latex2mathml builds \frac{n} (no denominator) as an <mfrac>
+# with one child, which a browser draws as nothing useful.
+_ARITY = {"mfrac": 2, "msub": 2, "msup": 2, "msubsup": 3, "munder": 2, "mover": 2, "munderover": 3, "mroot": 2}
+_CHAR_REF = re.compile(r"&#x([0-9A-Fa-f]+);")
+
+
+def tex_to_mathml(tex, display=False):
+    r"""One TeX formula as a MathML ``<math>`` element, for a browser to draw (MathML Core, no script).
+
+    Parameters
+    ----------
+    tex : str
+        The formula without its dollars, e.g. ``r"\sum_i x_i^2"``.
+    display : bool
+        ``True`` for display math (``$$...$$``, ``display="block"``), ``False`` for inline math.
+
+    Returns
+    -------
+    str
+        The ``<math>`` element as HTML, its text properly escaped.
+
+    Raises
+    ------
+    MathError
+        If latex2mathml cannot parse the formula, or leaves part of it as raw TeX (an unknown command, an
+        unbalanced brace).
+
+    Examples
+    --------
+    >>> tex_to_mathml("x^2")
+    '<math display="inline"><mrow><msup><mi>x</mi><mn>2</mn></msup></mrow></math>'
+    >>> tex_to_mathml(r"\frac{1}{")
+    Traceback (most recent call last):
+    ...
+    mnist_knn.report.site.MathError: cannot convert the TeX formula $\frac{1}{$ to MathML: NoAvailableTokensError
+    """
+    from xml.etree.ElementTree import tostring
+
+    from latex2mathml.converter import convert_to_element
+
+    try:
+        math = convert_to_element(tex, display="block" if display else "inline")
+    except Exception as error:  # latex2mathml's own exception classes, and a few built-in ones on bad input
+        reason = type(error).__name__ + (f": {error}" if str(error) else "")
+        raise MathError(tex, display, reason) from None
+    # HTML needs no namespace on <math>, and with one, nbconvert's heading anchors (which re-serialise the
+    # heading with ElementTree) would rename every element "ns0:..."
+    math.attrib.pop("xmlns", None)
+    for element in math.iter():
+        text = element.text or ""
+        if element.tag in ("mi", "mo", "mn") and (text.startswith("\\") or text in _RAW_TEX_TOKENS):
+            reason = f"latex2mathml leaves '{text}' as raw TeX (an unknown command or a misplaced mark)"
+            raise MathError(tex, display, reason)
+        if element.tag in _ARITY and len(element) != _ARITY[element.tag]:
+            reason = f"<{element.tag}> needs {_ARITY[element.tag]} arguments, got {len(element)} (one missing?)"
+            raise MathError(tex, display, reason)
+        # latex2mathml stores symbols as character references in the text, and its own serialiser then
+        # unescapes everything (so a "<" in \text{} would open a tag): decode the references here and let
+        # ElementTree escape the text.
+        for attribute in ("text", "tail"):
+            value = getattr(element, attribute)
+            if value and "&#x" in value:
+                setattr(element, attribute, _CHAR_REF.sub(lambda m: chr(int(m.group(1), 16)), value))
+        if element.tag == "mo" and element.text in _UNSPACED_OPERATORS and element.get("fence") != "true":
+            element.set("lspace", "0")
+            element.set("rspace", "0")
+    return tostring(math, encoding="unicode")
+
+
+@functools.cache
+def _math_markdown_classes():
+    """nbconvert's Markdown parser and renderer, adapted for MathML (classes built on first use, as nbconvert is
+    imported only when needed)."""
+    from nbconvert.filters.markdown_mistune import IPythonRenderer, MathInlineParser
+
+    class InlineParser(MathInlineParser):
+        r"""nbconvert's math rules, with pandoc's stricter rule for ``$...$``.
+
+        nbconvert takes any two dollars of a paragraph as inline math, so "between $5 and $10" would lose its
+        prices. Here, as in pandoc, the opening ``$`` is followed by a non-space, the closing ``$`` preceded by
+        a non-space and not followed by a digit; ``\$`` is a dollar, in and out of math.
+        """
+
+        SPECIFICATION = {
+            **MathInlineParser.SPECIFICATION,
+            "inline_math_tex":
+                r"(?s:(?<![$\\])\$(?![\s$])(?P<math_inline_tex>(?:\\.|[^\\$])+?)(?<!\s)\$(?![$\d]))",
+        }
+
+    class MathMLRenderer(IPythonRenderer):
+        """nbconvert's renderer, drawing math tokens as MathML instead of passing their TeX on to MathJax."""
+
+        def inline_math(self, body):
+            return tex_to_mathml(body)
+
+        def block_math(self, body):
+            return tex_to_mathml(body, display=True)
+
+        def latex_environment(self, name, body):
+            return tex_to_mathml(f"\\begin{{{name}}}{body}\\end{{{name}}}", display=True)
+
+    return InlineParser, MathMLRenderer
+
+
+def markdown_to_html(source, where=None, **options):
+    r"""Markdown to HTML as nbconvert renders it, with every TeX formula converted to MathML.
+
+    nbconvert's Markdown parser (mistune with nbconvert's math rules) already keeps a formula whole: it reads
+    ``$$...$$``, ``$...$``, ``\(...\)``, ``\[...\]`` and ``\begin{env}...\end{env}`` as one token each, so
+    the underscores, asterisks and backslashes of the TeX never reach the emphasis and escape rules, while
+    dollars in code spans and code blocks stay code and ``\$`` is a dollar. Only two things change here: the
+    math tokens are rendered as MathML (:func:`tex_to_mathml`), and ``$...$`` follows pandoc's rule, so that
+    dollars of prices stay text.
+
+    Parameters
+    ----------
+    source : str
+        Markdown.
+    where : str, optional
+        Where the Markdown comes from (``"01-data-tour.ipynb, cell 6"``), named by the error.
+    **options
+        Passed to nbconvert's ``IPythonRenderer`` (attachments, path, anchor links, lexer options).
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    MathError
+        If a formula cannot be converted; the message names ``where`` and the formula.
+
+    Examples
+    --------
+    >>> html_ = markdown_to_html(r"Costs \$5, or `$x$`; $a_1 * b_2$ and $$\sqrt{2}$$")
+    >>> html_.count("<math"), 'display="block"' in html_, "<em>" in html_, "<code>$x$</code>" in html_
+    (2, True, False, True)
+    """
+    from nbconvert.filters.markdown_mistune import MarkdownWithMath
+
+    parser_class, renderer_class = _math_markdown_classes()
+    renderer = renderer_class(escape=False, **options)
+    try:
+        return MarkdownWithMath(renderer=renderer, inline=parser_class(hard_wrap=False)).render(source)
+    except MathError as error:
+        raise error.located(where) from None
+
+
+# TeX that a rendered page shows as text: a $...$ span holding a TeX command, $$, \(, \[ or \begin{...}
+_LEFTOVER_TEX = re.compile(r"\$\$|\$[^$\n]*\\[A-Za-z]+[^$\n]*\$|\\\(|\\\[|\\begin\{")
+_CODE_OR_MATH = re.compile(r"<(pre|code|math|script|style)\b.*?</\1>", re.S | re.I)
+
+
+def _leftover_tex(fragment):
+    """Spans of an HTML fragment's text, outside code and math, that look like TeX a reader would see raw."""
+    text = html.unescape(_TAG.sub(" ", _CODE_OR_MATH.sub(" ", fragment)))
+    return [match.group(0) for match in _LEFTOVER_TEX.finditer(text)]
+
+
+# ----------------------------------------------------------------------------------------------
 # The site
 # ----------------------------------------------------------------------------------------------
 
@@ -291,6 +484,7 @@ class _Builder:
         self.pages = notebook_pages(self.notebooks_dir)
         self.stems = {page.stem for page in self.pages}
         self.current = None  # the notebook being rendered, for messages
+        self.cell_index = {}  # cell id -> index of the cell in the notebook being rendered, for messages
 
         import jinja2
 
@@ -303,6 +497,25 @@ class _Builder:
     def warn(self, message):
         where = f"{self.current}: " if self.current else ""
         self.report.warnings.append(where + message)
+
+    def markdown(self, source, where, **options):
+        """Markdown to HTML with its math as MathML (:func:`markdown_to_html`), warning about TeX left as text."""
+        fragment = markdown_to_html(source, where, **options)
+        for span in _leftover_tex(fragment):
+            self.report.warnings.append(f"{where}: Markdown still shows TeX as text: {span[:80]}")
+        return fragment
+
+    def _cell_where(self, context):
+        """Where the Markdown that the notebook template renders comes from: notebook, cell, and whether it is
+        a Markdown output of that cell."""
+        cell = context.get("cell") or {}
+        where = self.current or "notebook"
+        index = self.cell_index.get(cell.get("id"))
+        if index is not None:
+            where += f", cell {index}"
+        if context.get("output") is not None:
+            where += " (a Markdown output)"
+        return where
 
     def rewrite_links(self, fragment, source_dir=None):
         """Rewrite the relative ``href``/``src`` of HTML rendered from a notebook's Markdown."""
@@ -394,10 +607,8 @@ class _Builder:
 
         source = target.read_text(encoding="utf-8", errors="replace")
         if target.suffix == ".md":
-            from nbconvert.filters.markdown_mistune import markdown2html_mistune
-
             body = '<div class="markdown-body">' + self.rewrite_links(
-                _github_heading_ids(markdown2html_mistune(source)), target.parent
+                _github_heading_ids(self.markdown(source, rel)), target.parent
             ) + "</div>"
             # the links above are relative to site/, the page lives deeper: prefix them
             body = _prefix_relative(body, "../" * site_path.count("/"))
@@ -507,7 +718,12 @@ class _Builder:
         shutil.copyfile(plotly_js, self.out / "plotly.min.js")
 
     def _exporter(self):
+        import jinja2
         from nbconvert import HTMLExporter
+
+        from nbconvert.preprocessors import TagRemovePreprocessor
+
+        from .prose import PROSE_TAG
 
         exporter = HTMLExporter(
             template_name="lab",
@@ -515,6 +731,25 @@ class _Builder:
             extra_template_paths=[str(TEMPLATES_DIR)],
             exclude_anchor_links=False,
         )
+        # Prose cells (mnist_knn/report/prose.py) show their generated Markdown, not the f-string behind it
+        exporter.register_preprocessor(TagRemovePreprocessor(remove_input_tags={PROSE_TAG}), enabled=True)
+
+        @jinja2.pass_context
+        def markdown2html(context, source):
+            """nbconvert's own filter (HTMLExporter.markdown2html, same options), with the math as MathML."""
+            cell = context.get("cell") or {}
+            return self.markdown(
+                source, self._cell_where(context),
+                attachments=cell.get("attachments", {}),
+                path=context.get("resources", {}).get("metadata", {}).get("path", ""),
+                embed_images=exporter.embed_images,
+                anchor_link_text=exporter.anchor_link_text,
+                exclude_anchor_links=exporter.exclude_anchor_links,
+                **exporter.lexer_options,
+            )
+
+        # Markdown cells and Markdown outputs both go through the template's markdown2html filter
+        exporter.register_filter("markdown2html", markdown2html)
         exporter.register_filter("site_links", self.rewrite_links)
         return exporter
 
@@ -523,8 +758,7 @@ class _Builder:
 
         nb = nbformat.read(page.path, as_version=4)
         self._prepare_figures(page, nb)
-        if any(c.cell_type == "markdown" and re.search(r"(?<!\\)\$[^$\n]+\$", c.source) for c in nb.cells):
-            self.warn("Markdown contains $...$ math; the offline site shows it as plain TeX (no MathJax)")
+        self.cell_index = {cell.get("id"): i for i, cell in enumerate(nb.cells)}
         resources = {
             "metadata": {"name": page.title_text, "path": str(page.path.parent)},
             "site": {"nav_top": self._nav(index, "top"), "nav_bottom": self._nav(index, "bottom")},
@@ -533,8 +767,6 @@ class _Builder:
         self._write(page.html_name, body)
 
     def _index_page(self):
-        from nbconvert.filters.markdown_mistune import markdown2html_mistune
-
         results = load_results(self.results_path)
         rows = results_rows(results)
         titles = {page.stem: page.title_text for page in self.pages}
@@ -547,9 +779,12 @@ class _Builder:
         notebooks = [
             {
                 "href": quote(page.html_name),
-                "title_html": self._markup(self.rewrite_links(_inline_markdown(page.title))),
-                "questions_html": self._markup(self.rewrite_links(markdown2html_mistune(page.questions)))
-                if page.questions else "",
+                "title_html": self._markup(
+                    self.rewrite_links(_inline_markdown(page.title, f"{page.path.name} (title)"))
+                ),
+                "questions_html": self._markup(
+                    self.rewrite_links(self.markdown(page.questions, f"{page.path.name} (questions)"))
+                ) if page.questions else "",
             }
             for page in self.pages
         ]
@@ -560,11 +795,9 @@ class _Builder:
         )
 
 
-def _inline_markdown(text):
-    """Markdown of one line to HTML without the enclosing paragraph."""
-    from nbconvert.filters.markdown_mistune import markdown2html_mistune
-
-    rendered = markdown2html_mistune(text).strip()
+def _inline_markdown(text, where=None):
+    """Markdown of one line to HTML without the enclosing paragraph (math as MathML)."""
+    rendered = markdown_to_html(text, where).strip()
     match = re.fullmatch(r"<p>(.*)</p>", rendered, flags=re.S)
     return match.group(1) if match else rendered
 

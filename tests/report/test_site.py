@@ -252,6 +252,107 @@ def test_rebuild_empties_its_own_directory_but_refuses_a_foreign_one(project, tm
     assert (foreign / "precious.txt").read_text() == "keep"
 
 
+# --- math: TeX in Markdown becomes MathML when the site is built -----------------------------------
+
+def _maths(fragment):
+    """The <math> elements of an HTML fragment, as (display, inner MathML)."""
+    return re.findall(r'<math display="(\w+)">(.*?)</math>', fragment, flags=re.S)
+
+
+def test_inline_and_display_math_become_mathml():
+    fragment = site.markdown_to_html("Inline $x^2$, then\n\n$$\\sum_{i=1}^n \\sqrt{x_i}$$\n\nand $$a$$ in a line.")
+    maths = _maths(fragment)
+    assert [display for display, _ in maths] == ["inline", "block", "block"]
+    assert "<msup><mi>x</mi><mn>2</mn></msup>" in maths[0][1]
+    assert "<msqrt>" in maths[1][1] and "∑" in maths[1][1]
+    assert "$" not in fragment and "\\" not in fragment
+
+
+def test_dollars_that_are_not_math_stay_as_they_are():
+    source = (
+        "Prices: \\$5 and \\$x\\$, and between $5 and $10, or $ 3 $.\n\n"
+        "Code `$x_1$` and `$$y$$`.\n\n"
+        "```\n$$a_b$$ and $c*d*e$\n```\n"
+    )
+    fragment = site.markdown_to_html(source)
+    assert "<math" not in fragment
+    assert "Prices: $5 and $x$, and between $5 and $10, or $ 3 $." in fragment
+    assert "<code>$x_1$</code>" in fragment and "<code>$$y$$</code>" in fragment
+    assert "<pre><code>$$a_b$$ and $c*d*e$\n</code></pre>" in fragment
+
+
+def test_tex_inside_math_is_not_read_as_markdown():
+    """Underscores, asterisks and backslashes of a formula reach the TeX converter untouched."""
+    fragment = site.markdown_to_html(r"$a_1 * b_2 * c$ and _em $x_i^*$ em_ and $\{x\} \lVert a \rVert$")
+    maths = _maths(fragment)
+    assert len(maths) == 3
+    assert "<msub><mi>a</mi><mn>1</mn></msub><mo>*</mo><msub><mi>b</mi><mn>2</mn></msub><mo>*</mo>" in maths[0][1]
+    assert fragment.count("<em>") == 1 and "<em>em <math" in fragment  # the emphasis around the formula only
+    assert "<mo>*</mo>" in maths[1][1]
+    assert "{" in maths[2][1] and "‖" in maths[2][1] and "\\" not in fragment
+
+
+def test_text_in_math_is_escaped():
+    fragment = site.markdown_to_html(r"$x < y \text{ if a<b & c }$")
+    assert "<mo>&lt;</mo>" in fragment and "<mtext>\xa0if\xa0a&lt;b\xa0&amp;\xa0c\xa0</mtext>" in fragment
+
+
+@pytest.mark.parametrize("formula, reason", [
+    (r"\frac{1}{", "NoAvailableTokensError"),
+    ("x^", "MissingSuperScriptOrSubscriptError"),
+    (r"\foo{x}", r"'\foo' as raw TeX"),  # latex2mathml would print an unknown command as it is
+    ("a}", "'}' as raw TeX"),
+    (r"\frac{n}", "<mfrac> needs 2 arguments, got 1"),  # latex2mathml would draw a fraction without denominator
+])
+def test_malformed_formula_fails_naming_where_it_is(formula, reason):
+    with pytest.raises(site.MathError) as raised:
+        site.markdown_to_html(f"Fine $x$, then ${formula}$.", where="01-alpha.ipynb, cell 3")
+    message = str(raised.value)
+    assert message.startswith(f"01-alpha.ipynb, cell 3: cannot convert the TeX formula ${formula}$ to MathML")
+    assert reason in message
+    assert raised.value.formula == formula and raised.value.where == "01-alpha.ipynb, cell 3"
+
+
+def _add_math(project, markdown_output):
+    """Formulas in a Markdown cell, a Markdown output and a Markdown file of the synthetic project."""
+    (project / "notes.md").write_text("# Notes\n\nThe norm $\\lVert x \\rVert_2$.\n")
+    path = project / "notebooks" / "01-alpha.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.insert(2, nbformat.v4.new_markdown_cell(
+        "Distance $d(a, b) = \\sqrt{\\sum_i (a_i - b_i)^2}$, see [notes](../notes.md):\n\n$$k = 1, \\dots, 20$$"))
+    nb.cells[3].outputs.append(nbformat.v4.new_output("display_data", data={
+        "text/markdown": markdown_output, "text/plain": ""}))
+    nbformat.write(nb, path)
+
+
+def test_synthetic_site_renders_math_as_mathml(project, tmp_path):
+    _add_math(project, "Generated: error $\\propto n^{-1/2}$")
+    report = _build(project, tmp_path / "site")
+    assert report.warnings == []
+    alpha = (report.out_dir / "01-alpha.html").read_text()
+    assert [display for display, _ in _maths(alpha)] == ["inline", "block", "inline"]
+    assert "<msqrt>" in alpha and "∝" in alpha and "\\sqrt" not in alpha and "\\propto" not in alpha
+    notes = (report.out_dir / "code" / "notes.md.html").read_text()
+    assert len(_maths(notes)) == 1 and "\\lVert" not in notes
+
+
+def test_tex_that_stays_text_is_reported(project, tmp_path):
+    """A formula the parser does not take as math (here: spaces inside the dollars) would show raw: a warning."""
+    path = project / "notebooks" / "01-alpha.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.insert(2, nbformat.v4.new_markdown_cell("Spaced: $ \\alpha + 1 $."))
+    nbformat.write(nb, path)
+    assert _build(project, tmp_path / "site").warnings == [
+        "01-alpha.ipynb, cell 2: Markdown still shows TeX as text: $ \\alpha + 1 $"]
+
+
+def test_synthetic_site_fails_on_a_malformed_formula(project, tmp_path):
+    _add_math(project, "Generated: $\\frac{n}$")
+    with pytest.raises(site.MathError, match=r"^01-alpha\.ipynb, cell 3 \(a Markdown output\): cannot convert "
+                                             r"the TeX formula \$\\frac\{n\}\$"):
+        _build(project, tmp_path / "site")
+
+
 # --- the real site, built from the repository's notebooks -----------------------------------------
 
 NOTEBOOKS = sorted(paths.NOTEBOOKS_DIR.glob(site.NOTEBOOK_GLOB))
@@ -290,6 +391,62 @@ def test_no_page_loads_anything_from_the_network(real_site):
         remote = [f"<{tag} {url[:100]}>" for tag, url in loaded if REMOTE.match(url)]
         assert not remote, f"{path.name} loads from the network: {remote}"
         assert not [url for _, url in loaded if "cdnjs" in url or "require.js" in url], path.name
+
+
+# TeX that a page would show raw: a $...$ span holding a TeX command or a sub/superscript, $$, \begin{, \( or \[
+RAW_TEX = re.compile(r"\$\$|\$[^$\s][^$\n]*?(\\[A-Za-z]+|[_^])[^$\n]*?\$|\\begin\{|\\\(|\\\[")
+NOT_TEXT = re.compile(r"<(pre|code|math|script|style)\b.*?</\1>", re.S | re.I)
+
+
+def _page_text(page_html):
+    """A page's text outside code, formulas, scripts and styles."""
+    return html.unescape(re.sub(r"<[^>]+>", " ", NOT_TEXT.sub(" ", page_html)))
+
+
+def _math_spans(markdown):
+    """The formulas $$...$$ and $...$ of Markdown outside code: a plain count, independent of the site's parser."""
+    markdown = re.sub(r"^ {0,3}(```|~~~).*?^ {0,3}\1", "", markdown, flags=re.S | re.M)  # fenced code
+    markdown = re.sub(r"(`+).+?\1", "", markdown, flags=re.S).replace("\\$", "")  # code spans, escaped dollars
+    return re.findall(r"\$\$.+?\$\$|\$[^\s$](?:[^$]*?[^\s$])?\$", markdown, flags=re.S)
+
+
+def _notebook_markdown(nb):
+    """Every Markdown text of a notebook: its Markdown cells and the Markdown outputs of its code cells."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            yield cell.source
+        for output in cell.get("outputs", []):
+            if "text/markdown" in output.get("data", {}):
+                yield output["data"]["text/markdown"]
+
+
+def test_the_raw_tex_check_sees_tex():
+    assert _math_spans("$a_1$, `$b$`, \\$5 and $5, ```\n$$c$$\n```\n$$d$$") == ["$a_1$", "$$d$$"]
+    assert RAW_TEX.search(_page_text("<p>the norm $\\lVert x \\rVert$</p>"))
+    assert RAW_TEX.search(_page_text("<p>error $n^{-1/2}$</p>"))
+    assert not RAW_TEX.search(_page_text("<p>$5 and $10, <code>$x_1$</code> <math><mi>x</mi></math></p>"))
+
+
+@pytest.mark.site
+def test_no_page_shows_raw_tex(real_site):
+    """Formulas are MathML everywhere: no page shows TeX as text, outside code."""
+    problems = []
+    for path in _html_files(real_site.out_dir):
+        text = _page_text(path.read_text(encoding="utf-8"))
+        problems += [f"{path.relative_to(real_site.out_dir)}: {m.group(0)[:80]!r}" for m in RAW_TEX.finditer(text)]
+    assert not problems, "pages showing raw TeX:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.site
+def test_every_formula_of_the_notebooks_is_mathml_on_its_page(real_site):
+    with_math = []
+    for notebook in NOTEBOOKS:
+        formulas = [m for md in _notebook_markdown(nbformat.read(notebook, as_version=4)) for m in _math_spans(md)]
+        page = (real_site.out_dir / f"{notebook.stem}.html").read_text(encoding="utf-8")
+        assert len(re.findall(r"<math\b", page)) == len(formulas), (notebook.name, formulas)
+        if formulas:
+            with_math.append(notebook.name)
+    assert with_math, "no notebook has a formula: the check above checked nothing"
 
 
 @pytest.mark.site
@@ -336,6 +493,11 @@ PAGE_REPORT = """(async () => {
     images: images.map(i => ({src: i.src.slice(0, 60), width: i.naturalWidth, height: i.naturalHeight})),
     figures: document.querySelectorAll("figure.site-figure img").length,
     plots: document.querySelectorAll(".plotly-graph-div .main-svg").length,
+    math: Array.from(document.querySelectorAll("math")).map(m => {
+      const box = m.getBoundingClientRect();
+      return {text: m.textContent.slice(0, 60), width: box.width, height: box.height,
+              mathml: m.namespaceURI === "http://www.w3.org/1998/Math/MathML", display: getComputedStyle(m).display};
+    }),
   };
 })()"""
 
@@ -444,6 +606,14 @@ def test_site_renders_offline_in_chromium(real_site, tmp_path):
             n_figures = sum(f.startswith(f"figures/{path.stem}-") for f in real_site.figures)
             if page["figures"] != n_figures:
                 problems.append(f"{name}: {page['figures']} figures shown, {n_figures} expected")
+        # every formula is drawn by the browser's MathML layout (display "math" or "block math"), with a size
+        n_math = len(re.findall(r"<math\b", path.read_text(encoding="utf-8")))
+        if len(page["math"]) != n_math:
+            problems.append(f"{name}: {len(page['math'])} formulas in the page, {n_math} in its HTML")
+        undrawn = [m for m in page["math"]
+                   if not (m["mathml"] and "math" in m["display"] and m["width"] > 0 and m["height"] > 0)]
+        if undrawn:
+            problems.append(f"{name}: formulas not drawn as MathML, or with no size: {undrawn}")
     assert not problems, "\n".join(problems)
 
 
