@@ -17,6 +17,12 @@ _EXPORTS = {
         "log_ticks",
         "save_figure",
         "setup_notebook",
+        "show_one_at_a_time",
+    ],
+    "prose": [
+        "PROSE_TAG",
+        "is_prose_cell",
+        "mark_prose_cells",
     ],
     "results": [
         "load_results",

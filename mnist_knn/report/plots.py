@@ -26,6 +26,7 @@ __all__ = [
     "log_ticks",
     "save_figure",
     "setup_notebook",
+    "show_one_at_a_time",
 ]
 
 DIGIT_ORDER = [str(d) for d in range(10)]
@@ -313,4 +314,87 @@ def image_heatmap(
     fig.update_layout(
         width=size + 100, height=size, title=title, margin=dict(l=60, r=20, t=50 if title else 20, b=50)
     )
+    return fig
+
+
+def show_one_at_a_time(fig, labels, traces_per_choice, *, titles=None, control="slider", active=0, prefix=""):
+    """Show one group of a figure's traces at a time, chosen with a slider or a dropdown menu.
+
+    The figure stays plain figure JSON: no callback, no kernel. The choice works wherever plotly.js runs
+    (JupyterLab, the site's offline figure pages), the notebook's stored output is deterministic, and the
+    static image shows the ``active`` choice.
+
+    Parameters
+    ----------
+    fig : plotly.graph_objects.Figure
+        Its traces in groups, in the order of ``labels``: the first ``traces_per_choice[0]`` traces belong to
+        ``labels[0]``, the next ``traces_per_choice[1]`` to ``labels[1]``, and so on.
+    labels : sequence of str
+        The name of each choice, shown on the slider or in the menu.
+    traces_per_choice : int or sequence of int
+        How many traces each choice has: one number for all, or one per choice.
+    titles : sequence of str, optional
+        The figure's title for each choice; by default the title does not change.
+    control : {"slider", "dropdown"}, default="slider"
+        A slider under the plot (for an ordered choice) or a menu above it (for a set of cases).
+    active : int, default=0
+        The choice shown first, and in the static image.
+    prefix : str, default=""
+        Text before the current choice, e.g. ``"Training digits: "``.
+
+    Returns
+    -------
+    fig : plotly.graph_objects.Figure
+        The same figure, changed in place.
+
+    Raises
+    ------
+    ValueError
+        If the groups do not add up to the figure's traces, ``titles`` has the wrong length, ``active`` is out
+        of range, or ``control`` is unknown.
+
+    Examples
+    --------
+    >>> fig = go.Figure([go.Bar(y=[1, 2]), go.Bar(y=[2, 1]), go.Scatter(y=[1, 1])])
+    >>> fig = show_one_at_a_time(fig, ["a", "b"], [2, 1], control="dropdown")
+    >>> [trace.visible for trace in fig.data]
+    [True, True, False]
+    >>> fig.layout.updatemenus[0].buttons[1].args[0]
+    {'visible': [False, False, True]}
+    """
+    labels = [str(label) for label in labels]
+    n_choices = len(labels)
+    counts = [traces_per_choice] * n_choices if np.ndim(traces_per_choice) == 0 else list(traces_per_choice)
+    if len(counts) != n_choices or any(int(c) != c or c < 1 for c in counts):
+        raise ValueError(f"traces_per_choice must be a positive whole number, or one per label ({n_choices}); "
+                         f"got {traces_per_choice!r}.")
+    if sum(counts) != len(fig.data):
+        raise ValueError(f"the groups hold {sum(counts)} traces ({counts}); the figure has {len(fig.data)}.")
+    if titles is not None and len(titles) != n_choices:
+        raise ValueError(f"titles has {len(titles)} entries; labels has {n_choices}.")
+    if not 0 <= active < n_choices:
+        raise ValueError(f"active must be between 0 and {n_choices - 1}; got {active}.")
+    if control not in ("slider", "dropdown"):
+        raise ValueError(f"control must be 'slider' or 'dropdown'; got {control!r}.")
+
+    owner = np.repeat(np.arange(n_choices), counts)
+    for trace, choice in zip(fig.data, owner):
+        trace.visible = bool(choice == active)
+    steps = []
+    for i, label in enumerate(labels):
+        args = [{"visible": (owner == i).tolist()}]
+        if titles is not None:
+            args.append({"title.text": titles[i]})
+        steps.append(dict(method="update", label=label, args=args))
+    if titles is not None:
+        fig.update_layout(title_text=titles[active])
+    if control == "slider":
+        fig.update_layout(sliders=[dict(active=active, currentvalue=dict(prefix=prefix), pad=dict(t=50),
+                                        steps=steps)])
+    else:
+        if prefix:  # a menu has no caption of its own: write the prefix beside it
+            fig.add_annotation(text=prefix, x=0, xref="paper", xanchor="right", y=1.0, yref="paper",
+                               yanchor="bottom", showarrow=False)
+        fig.update_layout(updatemenus=[dict(type="dropdown", active=active, buttons=steps, x=0, xanchor="left",
+                                            y=1.0, yanchor="bottom", pad=dict(b=6))])
     return fig

@@ -1,3 +1,4 @@
+import json
 import struct
 
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 
 from mnist_knn import paths
 from mnist_knn.report import plots
+from mnist_knn.report.plots import show_one_at_a_time
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -157,3 +159,48 @@ def test_log_ticks_refuse_what_they_cannot_label(values, steps):
 
     with pytest.raises(ValueError):
         log_ticks(values, steps=steps)
+
+
+# --- show_one_at_a_time: explorable figures as plain figure JSON -------------------------------------
+
+def _three_groups():
+    return go.Figure([go.Scatter(y=[i, i + 1]) for i in range(5)])  # groups of 2, 1 and 2 traces
+
+
+def test_show_one_at_a_time_slider_steps_show_each_group_and_its_title():
+    fig = show_one_at_a_time(_three_groups(), [100, 300, 1000], [2, 1, 2], titles=["a", "b", "c"], active=1,
+                             prefix="Size: ")
+    assert [t.visible for t in fig.data] == [False, False, True, False, False]
+    assert fig.layout.title.text == "b"
+    (slider,) = fig.layout.sliders
+    assert slider.active == 1 and slider.currentvalue.prefix == "Size: "
+    assert [s.label for s in slider.steps] == ["100", "300", "1000"]
+    assert [s.args[0]["visible"] for s in slider.steps] == [
+        [True, True, False, False, False], [False, False, True, False, False], [False, False, False, True, True]]
+    assert [s.args[1]["title.text"] for s in slider.steps] == ["a", "b", "c"]
+    assert not fig.layout.updatemenus
+    json.loads(fig.to_json())  # plain JSON: what nbval compares and the site renders
+
+
+def test_show_one_at_a_time_dropdown_with_equal_groups_and_no_titles():
+    fig = show_one_at_a_time(go.Figure([go.Bar(y=[1]) for _ in range(4)]), ["x", "y"], 2, control="dropdown")
+    (menu,) = fig.layout.updatemenus
+    assert menu.type == "dropdown" and menu.active == 0 and not fig.layout.sliders
+    assert [list(b.args) for b in menu.buttons] == [[{"visible": [True, True, False, False]}],
+                                              [{"visible": [False, False, True, True]}]]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(labels=["a", "b"], traces_per_choice=[2, 2]), "the groups hold 4 traces"),
+    (dict(labels=["a", "b"], traces_per_choice=[2, 1, 2]), "one per label"),
+    (dict(labels=["a", "b", "c"], traces_per_choice=[2, 0, 3]), "positive whole number"),
+    (dict(labels=["a", "b", "c"], traces_per_choice=[2, 1, 2], titles=["t"]), "titles has 1 entries"),
+    (dict(labels=["a", "b", "c"], traces_per_choice=[2, 1, 2], active=3), "active must be between 0 and 2"),
+    (dict(labels=["a", "b", "c"], traces_per_choice=[2, 1, 2], control="buttons"), "control must be"),
+])
+def test_show_one_at_a_time_rejects_inconsistent_groups(kwargs, message):
+    fig = _three_groups()
+    before = fig.to_json()
+    with pytest.raises(ValueError, match=message):
+        show_one_at_a_time(fig, **kwargs)
+    assert fig.to_json() == before  # checked before anything changes

@@ -493,6 +493,8 @@ PAGE_REPORT = """(async () => {
     images: images.map(i => ({src: i.src.slice(0, 60), width: i.naturalWidth, height: i.naturalHeight})),
     figures: document.querySelectorAll("figure.site-figure img").length,
     plots: document.querySelectorAll(".plotly-graph-div .main-svg").length,
+    // the controls of an explorable figure, as plotly.js draws them: a slider, a dropdown menu
+    controls: document.querySelectorAll(".plotly-graph-div .slider-container, .plotly-graph-div .updatemenu-container").length,
     math: Array.from(document.querySelectorAll("math")).map(m => {
       const box = m.getBoundingClientRect();
       return {text: m.textContent.slice(0, 60), width: box.width, height: box.height,
@@ -582,7 +584,7 @@ def test_site_renders_offline_in_chromium(real_site, tmp_path):
     out = real_site.out_dir
     pages = [out / "index.html"] + [p for p in _html_files(out) if p.name != "index.html" or p.parent != out]
     visits = asyncio.run(_visit_all(executable, tmp_path, [p.resolve().as_uri() for p in pages]))
-    problems = []
+    problems, explorable = [], []
     for path, (page, events) in zip(pages, visits):
         name = path.relative_to(out).as_posix()
         requests = [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
@@ -602,6 +604,10 @@ def test_site_renders_offline_in_chromium(real_site, tmp_path):
             problems.append(f"{name}: no title (did it load?)")
         if name.startswith("figures/") and page["plots"] == 0:
             problems.append(f"{name}: plotly drew nothing")
+        if name.startswith("figures/") and re.search(r'"(sliders|updatemenus)":', path.read_text()):
+            explorable.append(name)
+            if page["controls"] == 0:
+                problems.append(f"{name}: the figure has a slider or menu, but plotly drew none")
         if re.fullmatch(r"\d\d-.*\.html", name):
             n_figures = sum(f.startswith(f"figures/{path.stem}-") for f in real_site.figures)
             if page["figures"] != n_figures:
@@ -614,6 +620,7 @@ def test_site_renders_offline_in_chromium(real_site, tmp_path):
                    if not (m["mathml"] and "math" in m["display"] and m["width"] > 0 and m["height"] > 0)]
         if undrawn:
             problems.append(f"{name}: formulas not drawn as MathML, or with no size: {undrawn}")
+    assert len(explorable) >= 2, f"the report's explorable figures (slider or menu) are missing: {explorable}"
     assert not problems, "\n".join(problems)
 
 
