@@ -365,14 +365,14 @@ def show_one_at_a_time(fig, labels, traces_per_choice, *, titles=None, control="
     labels = [str(label) for label in labels]
     n_choices = len(labels)
     counts = [traces_per_choice] * n_choices if np.ndim(traces_per_choice) == 0 else list(traces_per_choice)
-    if len(counts) != n_choices or any(int(c) != c or c < 1 for c in counts):
+    if len(counts) != n_choices or not all(isinstance(c, (int, np.integer)) and c >= 1 for c in counts):
         raise ValueError(f"traces_per_choice must be a positive whole number, or one per label ({n_choices}); "
                          f"got {traces_per_choice!r}.")
     if sum(counts) != len(fig.data):
         raise ValueError(f"the groups hold {sum(counts)} traces ({counts}); the figure has {len(fig.data)}.")
     if titles is not None and len(titles) != n_choices:
         raise ValueError(f"titles has {len(titles)} entries; labels has {n_choices}.")
-    if not 0 <= active < n_choices:
+    if not isinstance(active, (int, np.integer)) or not 0 <= active < n_choices:
         raise ValueError(f"active must be between 0 and {n_choices - 1}; got {active}.")
     if control not in ("slider", "dropdown"):
         raise ValueError(f"control must be 'slider' or 'dropdown'; got {control!r}.")

@@ -196,6 +196,9 @@ def test_show_one_at_a_time_dropdown_with_equal_groups_and_no_titles():
     (dict(labels=["a", "b", "c"], traces_per_choice=[2, 0, 3]), "positive whole number"),
     (dict(labels=["a", "b", "c"], traces_per_choice=[2, 1, 2], titles=["t"]), "titles has 1 entries"),
     (dict(labels=["a", "b", "c"], traces_per_choice=[2, 1, 2], active=3), "active must be between 0 and 2"),
+    (dict(labels=["a", "b", "c"], traces_per_choice=[2, 1, 2], active=1.5), "active must be between 0 and 2"),
+    (dict(labels=["a", "b", "c"], traces_per_choice=[2, 1.0, 2]), "positive whole number"),
+    (dict(labels=["a", "b", "c"], traces_per_choice=["2", 1, 2]), "positive whole number"),
     (dict(labels=["a", "b", "c"], traces_per_choice=[2, 1, 2], control="buttons"), "control must be"),
 ])
 def test_show_one_at_a_time_rejects_inconsistent_groups(kwargs, message):

@@ -488,7 +488,21 @@ def _chromium():
 PAGE_REPORT = """(async () => {
   const images = Array.from(document.images);
   await Promise.all(images.map(i => i.decode().catch(() => null)));
+  // An explorable figure: choose its last step (slider or menu) as a click would, and report what it shows.
+  let chosen = null;
+  const gd = document.querySelector(".plotly-graph-div");
+  const control = gd && gd.layout && ((gd.layout.sliders || [])[0] || (gd.layout.updatemenus || [])[0]);
+  if (control) {
+    const steps = control.steps || control.buttons;
+    const step = steps[steps.length - 1];
+    await Plotly.update(gd, ...step.args);
+    chosen = {expected: step.args[0].visible, shown: gd.data.map(t => t.visible),
+              expectedTitle: step.args[1] ? step.args[1]["title.text"] : null,
+              title: gd.layout.title ? gd.layout.title.text : null,
+              drawn: gd.querySelectorAll(".main-svg").length};
+  }
   return {
+    chosen: chosen,
     title: document.title,
     images: images.map(i => ({src: i.src.slice(0, 60), width: i.naturalWidth, height: i.naturalHeight})),
     figures: document.querySelectorAll("figure.site-figure img").length,
@@ -608,6 +622,10 @@ def test_site_renders_offline_in_chromium(real_site, tmp_path):
             explorable.append(name)
             if page["controls"] == 0:
                 problems.append(f"{name}: the figure has a slider or menu, but plotly drew none")
+            chosen = page["chosen"]
+            if not chosen or chosen["shown"] != chosen["expected"] or not chosen["drawn"] or (
+                    chosen["expectedTitle"] is not None and chosen["title"] != chosen["expectedTitle"]):
+                problems.append(f"{name}: choosing the last step does not show its traces and title: {chosen}")
         if re.fullmatch(r"\d\d-.*\.html", name):
             n_figures = sum(f.startswith(f"figures/{path.stem}-") for f in real_site.figures)
             if page["figures"] != n_figures:
