@@ -30,3 +30,18 @@ def mnist():
     X_train, y_train = load_mnist("train")
     X_test, y_test = load_mnist("test")
     return X_train.reshape(len(X_train), -1), y_train, X_test.reshape(len(X_test), -1), y_test
+
+
+@pytest.fixture
+def both_ways(monkeypatch):
+    """``both_ways(compute)``: ``compute()`` with progress bars forced off, then on (mnist_knn.progress), as
+    ``(off, on)``; the progress tests check that a bar changes nothing."""
+    from mnist_knn import progress
+
+    def run(compute):
+        monkeypatch.setenv(progress.ENV_VAR, "0")
+        off = compute()
+        monkeypatch.setenv(progress.ENV_VAR, "1")
+        return off, compute()
+
+    return run

@@ -13,14 +13,6 @@ from mnist_knn.engine.rerank import query_chunks
 N_QUERY = 64 * thread_count() * 3 + 17  # with bars on, three chunks of at least 64 queries per thread
 
 
-def both_ways(monkeypatch, compute):
-    monkeypatch.setenv(progress.ENV_VAR, "0")
-    off = compute()
-    monkeypatch.setenv(progress.ENV_VAR, "1")
-    on = compute()
-    return off, on
-
-
 @pytest.fixture(scope="module")
 def images():
     rng = np.random.default_rng(18)
@@ -49,21 +41,21 @@ def test_query_chunks_split_only_when_bars_are_on(monkeypatch):
     (shift_distance, dict(max_shift=1, p=3)),
     (shift_distance, dict(max_shift=2, p=1.5)),
 ])
-def test_re_rankings_are_bit_identical_with_bars_on_and_off(monkeypatch, images, distance, params):
-    off, on = both_ways(monkeypatch, lambda: distance(*images, **params))
+def test_re_rankings_are_bit_identical_with_bars_on_and_off(images, distance, params, both_ways):
+    off, on = both_ways(lambda: distance(*images, **params))
     assert off.shape == images[2].shape
     assert_array_equal(on, off)
 
 
 @pytest.mark.parametrize("metric, p", [("minkowski", 3), ("minkowski", 2.5), ("manhattan", 1)])
-def test_rerank_by_metric_is_bit_identical_with_bars_on_and_off(monkeypatch, images, metric, p):
+def test_rerank_by_metric_is_bit_identical_with_bars_on_and_off(images, metric, p, both_ways):
     X_train, X_query, candidates = (a.astype(np.uint8) if a.dtype == np.float32 else a for a in images)
-    off, on = both_ways(monkeypatch, lambda: rerank_by_metric(X_train, X_query, candidates, metric, p))
+    off, on = both_ways(lambda: rerank_by_metric(X_train, X_query, candidates, metric, p))
     assert_array_equal(on[0], off[0])
     assert_array_equal(on[1], off[1])
 
 
-def test_the_search_with_a_bar_is_bit_identical_and_counts_every_query(monkeypatch):
+def test_the_search_with_a_bar_is_bit_identical_and_counts_every_query(monkeypatch, both_ways):
     """With no delay, the search makes its bar at the first look; the bar ends at the number of queries."""
     made = []
 
@@ -78,7 +70,7 @@ def test_the_search_with_a_bar_is_bit_identical_and_counts_every_query(monkeypat
     X_query = rng.integers(0, 256, size=(700, 30), dtype=np.uint8)
     monkeypatch.setattr(progress, "progress_bar", recording_bar)
     monkeypatch.setattr(progress, "DELAY", 0.0)
-    off, on = both_ways(monkeypatch, lambda: kneighbors(X_train, X_query, 5, "minkowski", 3, block_size=64))
+    off, on = both_ways(lambda: kneighbors(X_train, X_query, 5, "minkowski", 3, block_size=64))
     assert_array_equal(on[0], off[0])
     assert_array_equal(on[1], off[1])
     assert len(made) == 1  # none with bars off

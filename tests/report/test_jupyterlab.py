@@ -47,7 +47,7 @@ import pytest
 from mnist_knn import paths
 
 # tests/ has no __init__.py: pytest puts tests/report on sys.path, so the browser helpers are shared by name
-from test_site import TIMEOUT, _Chromium, _chromium, _is_local, _send
+from test_site import TIMEOUT, _Chromium, _chromium, _close, _is_local, _send
 
 NOTEBOOK = paths.NOTEBOOKS_DIR / "01-data-tour.ipynb"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
@@ -283,12 +283,7 @@ async def _hover_every_plot(executable, user_data_dir, url, n_outputs, n_plots, 
             drawn.append(plot)
         return status, drawn
     finally:
-        try:
-            await asyncio.wait_for(browser.close(), TIMEOUT)
-        finally:  # close failed or timed out: kill the browser's process group (choreographer starts a new one)
-            if getattr(browser, "subprocess", None) and browser.subprocess.poll() is None:
-                os.killpg(browser.subprocess.pid, signal.SIGKILL)
-                browser.subprocess.wait(TIMEOUT)
+        await _close(browser)
 
 
 def _digest(path):

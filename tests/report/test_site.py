@@ -565,6 +565,16 @@ async def _visit(tab, events, url):
     return reply["result"]["value"], list(events)
 
 
+async def _close(browser):
+    """Close the browser; if that fails or times out, kill its process group (choreographer starts a new one)."""
+    try:
+        await asyncio.wait_for(browser.close(), TIMEOUT)
+    finally:
+        if getattr(browser, "subprocess", None) and browser.subprocess.poll() is None:
+            os.killpg(browser.subprocess.pid, signal.SIGKILL)
+            browser.subprocess.wait(TIMEOUT)
+
+
 async def _visit_all(executable, user_data_dir, urls):
     browser = choreographer.Browser(executable, browser_cls=_Chromium, enable_extensions=False,
                                     tmp_dir=str(user_data_dir))
@@ -581,12 +591,7 @@ async def _visit_all(executable, user_data_dir, urls):
             await _send(tab, f"{domain}.enable")
         return [await _visit(tab, events, url) for url in urls]
     finally:
-        try:
-            await asyncio.wait_for(browser.close(), TIMEOUT)
-        finally:  # close failed or timed out: kill the browser's process group (choreographer starts a new one)
-            if getattr(browser, "subprocess", None) and browser.subprocess.poll() is None:
-                os.killpg(browser.subprocess.pid, signal.SIGKILL)
-                browser.subprocess.wait(TIMEOUT)
+        await _close(browser)
 
 
 @pytest.mark.site
