@@ -123,7 +123,7 @@ class _Silent:
         return False
 
 
-def progress_bar(total, *, desc=None, unit="it", initial=0, delay=DELAY):
+def progress_bar(total, *, desc=None, unit="it", initial=0, delay=None):
     """A bar advanced by hand (``bar.update(n)``, then ``bar.close()``, or used as a context manager).
 
     Parameters
@@ -133,8 +133,9 @@ def progress_bar(total, *, desc=None, unit="it", initial=0, delay=DELAY):
         As in :func:`progress`.
     initial : int, default=0
         Units already done (for a bar created once the work has been running for a while).
-    delay : float, default=DELAY
-        Seconds before the bar appears.
+    delay : float, optional
+        Seconds before the bar appears; :data:`DELAY` by default, read when the bar is made (as
+        :func:`progress` reads it).
 
     Returns
     -------
@@ -142,7 +143,7 @@ def progress_bar(total, *, desc=None, unit="it", initial=0, delay=DELAY):
     """
     if not enabled():
         return _Silent()
-    return _tqdm(total=total, desc=desc, unit=unit, initial=initial, delay=delay)
+    return _tqdm(total=total, desc=desc, unit=unit, initial=initial, delay=DELAY if delay is None else delay)
 
 
 def progress_chunks(n, *, min_size=1, pieces=50, desc=None, unit="it"):
