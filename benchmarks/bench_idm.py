@@ -8,6 +8,8 @@ the IDM (warp 2, context 1), and times, each as the best of ``--repeats`` runs:
 - the first kernel with early abandoning, at ``keep=6`` (commit ``ABANDONING``: bands of rows with the
   context rows of each band kept per displacement, features of the compared images built in float64
   by numpy; loaded from git);
+- the kernel before bands of 6 rows and passes rounded up to the vector width, at ``keep=6`` (commit
+  ``PREVIOUS``; loaded from git);
 - today's kernel computing every distance (``keep=None``);
 - today's kernel keeping the 20 nearest of every prefix (``keep=20``: notebook 06's choices of k);
 - today's kernel keeping the 6 nearest (``keep=6``: the final classifier's k).
@@ -32,6 +34,7 @@ from mnist_knn.engine import idm_distance, kneighbors, nearest_candidates
 
 BEFORE = "4b45625"  # the last commit whose IDM kernel computed every pair in full
 ABANDONING = "b73bdd3"  # the last commit with the first early-abandoning kernel
+PREVIOUS = "9e765ba"  # the last commit with bands of 4 rows and passes of any length
 N_CAND = 3200
 TARGET_SPEEDUP = 4.0
 
@@ -82,6 +85,9 @@ def main(argv=None):
     first = kernel_before(ABANDONING)
     if first is not None:
         runs[f"first early abandoning ({ABANDONING}), keep=6"] = lambda: first(X_train, X_query, candidates, keep=6)
+    previous = kernel_before(PREVIOUS)
+    if previous is not None:
+        runs[f"previous kernel ({PREVIOUS}), keep=6"] = lambda: previous(X_train, X_query, candidates, keep=6)
     runs["today, every distance (keep=None)"] = lambda: idm_distance(X_train, X_query, candidates)
     for keep in (20, 6):
         runs[f"today, keep={keep}"] = lambda keep=keep: idm_distance(X_train, X_query, candidates, keep=keep)
@@ -90,8 +96,9 @@ def main(argv=None):
     idm_distance(X_train[:3], X_query[:1], [[0, 1, 2]])
     if before is not None:
         before(X_train[:3], X_query[:1], [[0, 1, 2]])
-    if first is not None:
-        first(X_train[:3], X_query[:1], [[0, 1, 2]], keep=1)
+    for kernel in (first, previous):
+        if kernel is not None:
+            kernel(X_train[:3], X_query[:1], [[0, 1, 2]], keep=1)
 
     times, results = {}, {}
     for name, run in runs.items():
@@ -125,6 +132,8 @@ def main(argv=None):
     if first is not None:
         print(f"keep=6 against the first early-abandoning kernel at keep=6: "
               f"{times[f'first early abandoning ({ABANDONING}), keep=6'] / best:.2f}x")
+    if previous is not None:
+        print(f"keep=6 against the previous kernel at keep=6: {times[f'previous kernel ({PREVIOUS}), keep=6'] / best:.2f}x")
     return 0
 
 

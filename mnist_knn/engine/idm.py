@@ -43,7 +43,7 @@ def sobel_gradients(X):
     X = float_images(X, "X")
     n, H, W = X.shape
     G = np.empty((n, 2 * H * W), dtype=X.dtype)  # unpadded: the layout of _features with m = 0
-    _features(X, np.arange(n), 0, True, False, G)
+    _features(X, np.arange(n), 0, H * W, True, False, G)
     return G.reshape(n, 2, H, W)
 
 
@@ -82,12 +82,11 @@ def _features_into(image, padded, F, L, m, Wr, use_gradients, use_intensity):
 
 
 @numba.njit(parallel=True, cache=True)
-def _features(X, rows, m, use_gradients, use_intensity, out):
-    """``out[r]``: the channels of image ``X[rows[r]]``, padded by m (see ``_features_into``).
+def _features(X, rows, m, L, use_gradients, use_intensity, out):
+    """``out[r]``: the channels of image ``X[rows[r]]``, padded by m, each of length L (see ``_features_into``).
     ``out``'s padding must hold zeros (with m = 0 there is none)."""
     H, W = X.shape[1:]
     Wr = W + 2 * m
-    L = out.shape[1] // (2 * int(use_gradients) + int(use_intensity))
     for r in numba.prange(len(rows)):
         padded = np.zeros((H + 2, W + 2))
         _features_into(X[rows[r]], padded, out[r], L, m, Wr, use_gradients, use_intensity)
@@ -95,14 +94,22 @@ def _features(X, rows, m, use_gradients, use_intensity, out):
 
 # Rows of an image per band when a bound is set: the unit in which a pair's partial sum grows and is
 # checked (see ``_idm_pair``).
-_BAND = 4
+_BAND = 6
+# Every pass of the kernel runs over a multiple of _VEC elements (16 float32: one AVX-512 vector), so that
+# the compiled loops never fall into their scalar remainder; the extra elements are work space (see
+# ``_idm_pair``). Bands of 6 rows, with their 2 context rows, make a pass of 8 rows of 34: 17 vectors.
+_VEC = 16
 
 
 @numba.njit(cache=True)
-def _band_order(fa, n_ch, H, Wr, base, band):
+def _round_up(n, vec):
+    return (n + vec - 1) // vec * vec
+
+
+@numba.njit(cache=True)
+def _band_order(fa, n_ch, L, H, Wr, base, band):
     """Bands of ``band`` rows of flat image ``fa`` (by first row), those with the most energy first."""
     n_band = (H + band - 1) // band
-    L = fa.shape[0] // n_ch
     energy = np.zeros(n_band)
     for ch in range(n_ch):
         for y in range(H):
@@ -112,7 +119,7 @@ def _band_order(fa, n_ch, H, Wr, base, band):
 
 
 @numba.njit(cache=True)
-def _idm_pair(fa, fb, n_ch, H, W, warp, context, cost, bands, band, D, R, best, start, bound):
+def _idm_pair(fa, fb, n_ch, H, W, warp, context, cost, bands, band, vec, D, R, best, start, bound):
     """IDM distance matching every pixel of image ``a`` into image ``b``, abandoned above ``bound``.
 
     ``fa`` and ``fb`` hold ``n_ch`` channel images of length L each, one after the other, padded
@@ -144,8 +151,16 @@ def _idm_pair(fa, fb, n_ch, H, W, warp, context, cost, bands, band, D, R, best, 
     ``bound`` too. A pair that finishes sums the best matches of all its
     pixels in row-major order: exactly the value of the unbanded computation. One that stops
     returns +inf.
+
+    Vector width. Each pass runs over a multiple of ``vec`` elements, so that the compiled loops
+    never fall into their scalar remainder (with bands of 6 rows and context 1, a pass over a band's
+    rows is 8 rows of 34: exactly 17 vectors of 16 float32). The extra elements are work space: ``D``
+    and ``R`` are sized for them, ``fa`` and ``fb`` carry ``vec`` elements of slack after their last
+    channel, and ``best`` keeps each band's rows in a block of its own (``block`` elements) with slack
+    after the band's last row. A displacement that leaves the band's last rows without a match is not
+    rounded up in the S pass, as its extra elements would land on those rows.
     """
-    L = fa.shape[0] // n_ch
+    L = (fa.shape[0] - vec) // n_ch
     c2 = 2 * context
     Wr = W + 2 * (context + warp)
     base = warp * Wr + warp
@@ -155,10 +170,12 @@ def _idm_pair(fa, fb, n_ch, H, W, warp, context, cost, bands, band, D, R, best, 
     margin = 1.0 + 8.0 * H * W * 2.0**-53
     limit = bound * margin
     partial = 0.0
+    block = _round_up(band * Wr, vec) + vec  # best holds each band's rows in a block of its own
     for ya in bands:
         yb = min(H, ya + band)
-        for k in range(ya * Wr, yb * Wr):
-            best[k] = np.inf
+        bb = best[(ya // band) * block : (ya // band + 1) * block]  # this band's best matches
+        for k in range(block):
+            bb[k] = np.inf
         for oy in range(n_off):
             # Rows y of a in this band whose match y + dy lies inside the image.
             y0 = max(ya, warp - oy)
@@ -168,7 +185,7 @@ def _idm_pair(fa, fb, n_ch, H, W, warp, context, cost, bands, band, D, R, best, 
             for ox in range(n_off):
                 off = oy * Wr + ox
                 k0 = y0 * Wr
-                n = (y1 - y0 + c2) * Wr  # the band's rows and their context rows
+                n = _round_up((y1 - y0 + c2) * Wr, vec)  # the band's rows and their context rows
                 # D: squared difference per pixel, summed over channels.
                 a_v = fa[base + k0 : base + k0 + n]
                 b_v = fb[off + k0 : off + k0 + n]
@@ -215,7 +232,9 @@ def _idm_pair(fa, fb, n_ch, H, W, warp, context, cost, bands, band, D, R, best, 
                 # S: R summed along y, plus the displacement's cost; the best match so far.
                 penalty = cost * ((oy - warp) ** 2 + (ox - warp) ** 2)
                 m = (y1 - y0) * Wr
-                b_v = best[k0 : k0 + m]
+                if y1 == yb:  # rounded up into the block's slack; never past a row of the band
+                    m = _round_up(m, vec)
+                b_v = bb[(y0 - ya) * Wr : (y0 - ya) * Wr + m]
                 if c2 == 2 and penalty == 0:  # context 1, no cost: in one pass
                     r_1 = R[Wr : Wr + m]
                     r_2 = R[2 * Wr : 2 * Wr + m]
@@ -245,7 +264,7 @@ def _idm_pair(fa, fb, n_ch, H, W, warp, context, cost, bands, band, D, R, best, 
             # Four running sums, to keep the adds independent: the margin covers any order.
             s0 = s1 = s2 = s3 = 0.0
             for y in range(ya, yb):
-                b_v = best[y * Wr : y * Wr + W]
+                b_v = bb[(y - ya) * Wr : (y - ya) * Wr + W]
                 x = 0
                 while x + 4 <= W:
                     s0 += b_v[x]
@@ -261,7 +280,7 @@ def _idm_pair(fa, fb, n_ch, H, W, warp, context, cost, bands, band, D, R, best, 
     total = 0.0
     for y in range(H):
         for x in range(W):
-            total += best[y * Wr + x]
+            total += best[(y // band) * block + (y % band) * Wr + x]
     return total
 
 
@@ -284,25 +303,27 @@ def _idm_kernel(F_train, index, X_query, cand, warp, context, use_gradients, use
     c2 = 2 * context
     Wr = W + 2 * m
     L = (H + 2 * m + 1) * Wr
-    nD = (band + c2) * Wr + c2
+    vec = _VEC
+    nD = _round_up((band + c2) * Wr, vec) + 2 * c2 * Wr + vec
+    n_block = (H + band - 1) // band
     base = warp * Wr + warp
     dtype = X_query.dtype
     for i in numba.prange(n_query):
         padded = np.zeros((H + 2, W + 2))
-        fq = np.zeros(n_ch * L, dtype=dtype)
+        fq = np.zeros(n_ch * L + vec, dtype=dtype)
         D = np.zeros(nD, dtype=dtype)
         R = np.zeros(nD, dtype=dtype)
-        best = np.empty(H * Wr, dtype=dtype)
+        best = np.empty(n_block * (_round_up(band * Wr, vec) + vec), dtype=dtype)
         kept = np.full(max(keep, 1), np.inf)  # the keep smallest finished distances, ascending
         _features_into(X_query[i], padded, fq, L, m, Wr, use_gradients, use_intensity)
-        bands = _band_order(fq, n_ch, H, Wr, base, band)
+        bands = _band_order(fq, n_ch, L, H, Wr, base, band)
         for c in range(n_cand):
             fr = F_train[index[cand[i, c]]]
             bound = kept[keep - 1] if keep > 0 else np.inf
-            d = _idm_pair(fq, fr, n_ch, H, W, warp, context, cost, bands, band, D, R, best, 0.0, bound)
+            d = _idm_pair(fq, fr, n_ch, H, W, warp, context, cost, bands, band, vec, D, R, best, 0.0, bound)
             if symmetric and d < np.inf:  # the roles swapped: the training image's bands
-                bands_r = _band_order(fr, n_ch, H, Wr, base, band)
-                d += _idm_pair(fr, fq, n_ch, H, W, warp, context, cost, bands_r, band, D, R, best, d, bound)
+                bands_r = _band_order(fr, n_ch, L, H, Wr, base, band)
+                d += _idm_pair(fr, fq, n_ch, H, W, warp, context, cost, bands_r, band, vec, D, R, best, d, bound)
             if d > bound:  # abandoned (+inf), or finished just above the bound: never kept
                 out[i, c] = np.inf
                 continue
@@ -416,8 +437,9 @@ def idm_distance(
     index = np.cumsum(used) - 1
     n_ch = 2 * int(use_gradients) + int(use_intensity)
     m = int(warp) + int(context)
-    F_train = np.zeros((len(rows), n_ch * (H + 2 * m + 1) * (W + 2 * m)), dtype=X_train.dtype)
-    _features(X_train, rows, m, bool(use_gradients), bool(use_intensity), F_train)
+    L = (H + 2 * m + 1) * (W + 2 * m)  # one channel, padded (see _features_into)
+    F_train = np.zeros((len(rows), n_ch * L + _VEC), dtype=X_train.dtype)  # _VEC: room for rounded-up passes
+    _features(X_train, rows, m, L, bool(use_gradients), bool(use_intensity), F_train)
     for a, b in query_chunks(len(X_query), "IDM"):  # one chunk unless a progress bar is shown
         _idm_kernel(F_train, index, X_query[a:b], candidates[a:b], int(warp), int(context), bool(use_gradients),
                     bool(use_intensity), cost, band, bool(symmetric), int(keep or 0), out[a:b])

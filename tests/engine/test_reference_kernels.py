@@ -347,3 +347,23 @@ def test_tangent_distance_float32_is_close_to_the_reference():
     rng = np.random.default_rng(15)
     t, q = rng.random((2, 9, 9)).astype(np.float32)
     assert_allclose(fast_tangent(t, q), tangent_distance_reference(t, q), rtol=1e-5)
+
+
+@pytest.mark.parametrize("warp, context", [(1, 0), (2, 1), (3, 1), (2, 2)])
+@pytest.mark.parametrize("shape", [(14, 14), (17, 20)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_idm_equals_the_reference_exactly_on_integer_images(shape, warp, context):
+    """On integer grey levels every term and every partial sum is exact in float64 (Sobel gradients are
+    multiples of 1/8 below 128, their squared differences multiples of 1/64 far below 2**53), so the fast
+    kernel must equal the reference bit for bit, whatever its order of summation, its bands (``keep``
+    set: rows taken band by band, most ink first) and its passes rounded up to the vector width. Digits
+    whose ink reaches the bottom rows exercise the displacements that cut rows off a band."""
+    rng = np.random.default_rng([*shape, warp, context])
+    X = rng.integers(0, 256, size=(6, *shape)).astype(np.float64)
+    X[:, : shape[0] // 3] = 0  # ink-free rows at the top: bands of very different weight
+    candidates = np.array([[0, 1, 2, 3], [3, 2, 1, 0]])
+    queries = X[4:]
+    want = np.array([[idm_distance_reference(X[j], queries[i], warp, context) for j in row]
+                     for i, row in enumerate(candidates)])
+    for keep in (None, candidates.shape[1]):  # whole images; bands (a bound that never abandons)
+        got = idm_distance(X, queries, candidates, warp=warp, context=context, keep=keep)
+        assert_array_equal(got, want)
