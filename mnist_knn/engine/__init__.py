@@ -1,5 +1,5 @@
 """The engine: exact distances and k-NN search, votes and tie rules, the scikit-learn estimator, and
-the deformation-tolerant distances (shift, tangent, IDM) that re-rank the search's candidates.
+the deformation-tolerant distances (shift, tangent, IDM, P2DHMDM) that re-rank the search's candidates.
 """
 
 from ..lazy import exporter
@@ -60,8 +60,12 @@ _EXPORTS = {
         "idm_distance",
         "sobel_gradients",
     ],
+    "p2dhmdm": [
+        "p2dhmdm_distance",
+    ],
     "reference": [
         "idm_distance_reference",
+        "p2dhmdm_distance_reference",
         "sobel_gradients_reference",
         "tangent_distance_reference",
     ],

@@ -1,16 +1,19 @@
-"""Slow, obviously correct reference versions of the image distortion model and the tangent distance.
+"""Slow, obviously correct reference versions of the image distortion model (and its constrained
+form, the pseudo-two-dimensional hidden Markov distortion model) and the tangent distance.
 
-The fast kernels of :mod:`.idm` and :mod:`.tangent` are compiled with numba and arranged for speed:
-flattened, padded feature arrays indexed by offsets, box sums computed separably, least-squares
-problems solved through their normal equations with a hand-written Cholesky factorisation that
-drops dependent tangents. Each trick is a place for an off-by-one or a sign to hide. The functions
-here compute the same distances for ONE pair of images in the plainest possible way (loops over
-pixels and displacements, zero padding written out, :func:`numpy.linalg.lstsq` for the least
-squares), so that the tests can check the fast kernels against them. This is the lesson of
-Karpathy's micrograd: test the fast thing against a reference too simple to be wrong.
+The fast kernels of :mod:`.idm`, :mod:`.p2dhmdm` and :mod:`.tangent` are compiled with numba and
+arranged for speed: flattened, padded feature arrays indexed by offsets, box sums computed
+separably, least-squares problems solved through their normal equations with a hand-written
+Cholesky factorisation that drops dependent tangents. Each trick is a place for an off-by-one or a
+sign to hide. The functions here compute the same distances for ONE pair of images in the plainest
+possible way (loops over pixels and displacements, zero padding written out,
+:func:`numpy.linalg.lstsq` for the least squares), so that the tests can check the fast kernels
+against them. This is the lesson of Karpathy's micrograd: test the fast thing against a reference
+too simple to be wrong.
 
 They are never used by the report or the notebooks, only by the tests
-(``tests/engine/test_reference_kernels.py``). Everything is computed in float64.
+(``tests/engine/test_reference_kernels.py``, ``tests/engine/test_p2dhmdm.py``). Everything is
+computed in float64.
 """
 
 import numpy as np
@@ -19,6 +22,7 @@ from .tangent import TANGENTS, tangent_vectors
 
 __all__ = [
     "idm_distance_reference",
+    "p2dhmdm_distance_reference",
     "sobel_gradients_reference",
     "tangent_distance_reference",
 ]
@@ -173,6 +177,109 @@ def idm_distance_reference(
     if symmetric:
         d += _idm_one_way(Ft, Fq, warp, context, cost)
     return d
+
+
+def _context_costs(Fq, Ft, warp, context):
+    """``S[y, x, dy + warp, dx + warp]``: the context distance of query pixel ``(y, x)`` to training
+    pixel ``(y + dy, x + dx)``, for every ``|dy|, |dx| <= warp`` (+inf where that pixel is outside)."""
+    _, H, W = Fq.shape
+    c = context
+    m = c + warp  # as in _idm_one_way: the padded arrays at [m + y, m + x] hold pixel (y, x)
+    Qp = np.pad(Fq, ((0, 0), (m, m), (m, m)))
+    Tp = np.pad(Ft, ((0, 0), (m, m), (m, m)))
+    n = 2 * warp + 1
+    S = np.full((H, W, n, n), np.inf)
+    for y in range(H):
+        for x in range(W):
+            q_context = Qp[:, m + y - c : m + y + c + 1, m + x - c : m + x + c + 1]
+            for dy in range(-warp, warp + 1):
+                for dx in range(-warp, warp + 1):
+                    if not (0 <= y + dy < H and 0 <= x + dx < W):
+                        continue  # the match must be a pixel of the image
+                    t_context = Tp[:, m + y + dy - c : m + y + dy + c + 1, m + x + dx - c : m + x + dx + c + 1]
+                    S[y, x, dy + warp, dx + warp] = np.sum((q_context - t_context) ** 2)
+    return S
+
+
+def p2dhmdm_distance_reference(x_train_image, x_query_image, warp=2, context=1):
+    """Pseudo-two-dimensional hidden Markov distortion model distance of one pair, by loops.
+
+    The reference for :func:`~mnist_knn.engine.p2dhmdm.p2dhmdm_distance` (same ``warp`` and
+    ``context``); after Keysers, Deselaers, Gollan & Ney, PAMI 2007, in the project's reading.
+
+    The IDM (:func:`idm_distance_reference`) lets every query pixel move on its own. The
+    P2DHMDM keeps the columns and, within a column, the rows in order. With ``F_q``, ``F_t``
+    the horizontal and vertical Sobel gradients of query and training image
+    (:func:`sobel_gradients_reference`, 0 outside the image), the local cost of matching query
+    pixel ``(y, x)`` to training pixel ``(y + dy, x + dx)`` is the IDM's context distance::
+
+        S(y, x; dy, dx) = sum over channels ch and offsets |oy|, |ox| <= context of
+                          (F_q[ch](y + oy, x + ox) - F_t[ch](y + dy + oy, x + dx + ox)) ** 2
+
+    A matching chooses a column offset ``u_x`` in ``[-warp, warp]`` for every query column
+    ``x``, and for every query pixel ``(y, x)`` a row offset ``v_{x,y}`` in ``[-warp, warp]``
+    and a horizontal deviation ``delta_{x,y}`` in ``{-1, 0, 1}``, such that
+
+    * ``|u_{x+1} - u_x| <= 1`` (the columns are mapped monotonically),
+    * ``|v_{x,y+1} - v_{x,y}| <= 1`` (so are the rows of each column),
+    * the pixel's displacement ``dy = v_{x,y}``, ``dx = u_x + delta_{x,y}`` has
+      ``|dx| <= warp`` and the matched pixel ``(y + dy, x + dx)`` is inside the image.
+
+    The distance is the smallest ``sum over query pixels of S(y, x; v_{x,y}, u_x + delta_{x,y})``
+    over all matchings (the all-zero matching is always allowed, so it is finite). It is found by
+    dynamic programming: ``M(x, y, u, v) = min over allowed delta of S(y, x; v, u + delta)``
+    (+inf if none); for every column ``x`` and offset ``u`` a Viterbi pass down the rows,
+    ``V(y, v) = M(x, y, u, v) + min over |v' - v| <= 1 of V(y - 1, v')``, gives the column cost
+    ``C(x, u) = min over v of V(H - 1, v)``; a Viterbi pass across the columns,
+    ``A(x, u) = C(x, u) + min over |u' - u| <= 1 of A(x - 1, u')``, gives the distance
+    ``min over u of A(W - 1, u)``.
+
+    With ``warp=0`` this is the IDM with ``warp=0``; for every ``warp`` it is at least the IDM
+    with the same ``warp`` and ``context`` (whose matchings are unconstrained).
+
+    Parameters
+    ----------
+    x_train_image, x_query_image : array-like of shape (height, width)
+    warp, context : int
+
+    Returns
+    -------
+    float
+    """
+    t = _one_image(x_train_image, "x_train_image")
+    q = _one_image(x_query_image, "x_query_image")
+    if q.shape != t.shape:
+        raise ValueError(f"the images differ in shape: {q.shape} and {t.shape}.")
+    warp, context = int(warp), int(context)
+    if warp < 0 or context < 0:
+        raise ValueError("warp and context must be >= 0.")
+    H, W = q.shape
+    S = _context_costs(sobel_gradients_reference(q), sobel_gradients_reference(t), warp, context)
+    offsets = range(-warp, warp + 1)  # u, v; index offset + warp
+    A = None  # A[u + warp] for the previous column
+    for x in range(W):
+        C = np.full(2 * warp + 1, np.inf)  # C[u + warp]: the best cost of column x with offset u
+        for u in offsets:
+            V = None  # V[v + warp] for the previous row
+            for y in range(H):
+                V_new = np.full(2 * warp + 1, np.inf)
+                for v in offsets:
+                    M = np.inf  # the best horizontal deviation of pixel (y, x) at (u, v)
+                    for delta in (-1, 0, 1):
+                        dx = u + delta
+                        if abs(dx) <= warp:  # S is +inf where (y + v, x + dx) is outside
+                            M = min(M, S[y, x, v + warp, dx + warp])
+                    if V is None:
+                        V_new[v + warp] = M
+                    else:
+                        V_new[v + warp] = M + min(V[vp + warp] for vp in offsets if abs(vp - v) <= 1)
+                V = V_new
+            C[u + warp] = min(V)
+        if A is None:
+            A = C
+        else:
+            A = np.array([C[u + warp] + min(A[up + warp] for up in offsets if abs(up - u) <= 1) for u in offsets])
+    return float(min(A))
 
 
 def tangent_distance_reference(
