@@ -45,3 +45,35 @@ def both_ways(monkeypatch):
         return off, compute()
 
     return run
+
+
+@pytest.fixture(scope="module")
+def one_numba_thread():
+    """Run a module's compiled kernels on one numba thread (``pytestmark = pytest.mark.usefixtures(...)``): their
+    results do not depend on the thread count (tested in tests/engine/test_deformation.py), and on tiny inputs a
+    parallel launch costs far more than the work."""
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(before)
+
+
+def _digit_like(rng, n, side=14):
+    """``n`` random blobby images of integer grey levels 0-255 (float32), some ink-free rows."""
+    import numpy as np
+
+    X = np.zeros((n, side, side), dtype=np.float32)
+    for image in X:
+        for _ in range(3):
+            y, x = rng.integers(2, side - 4, size=2)
+            h, w = rng.integers(1, 4, size=2)
+            image[y : y + h, x : x + w] += rng.integers(60, 256)
+    return np.minimum(X, 255)
+
+
+@pytest.fixture(scope="session")
+def digit_like():
+    """``digit_like(rng, n, side=14)``: ``n`` random blobby digit-like images, integer grey levels, float32."""
+    return _digit_like

@@ -4,7 +4,7 @@ notebook's study, named after what it studies:
 :mod:`.learning_curves` (02), :mod:`.distance_metrics` (03), :mod:`.ties` (04), :mod:`.error_analysis` (05),
 and notebook 07's: :mod:`.alternatives` (the other classifiers, chosen and costed), :mod:`.convnet` (a small
 convolutional net, PyTorch), :mod:`.compression` (fewer stored digits), :mod:`.approximate` (faiss's HNSW and IVF), :mod:`.adaptation` (a
-writer's own digits stored, no refit).
+writer's own digits stored, no refit); and notebook 06's :mod:`.virtual` (virtual training digits).
 """
 
 from ..lazy import exporter
@@ -127,6 +127,11 @@ _EXPORTS = {
         "ivf_index",
         "recall",
         "timed_search",
+    ],
+    "virtual": [
+        "VARIANT_KINDS",
+        "virtual_distance",
+        "virtual_images",
     ],
 }
 __getattr__, __dir__, __all__ = exporter(__name__, _EXPORTS)

@@ -34,7 +34,9 @@ __all__ = [
     "blur",
     "bounding_box_center",
     "center_of_mass_center",
+    "change_thickness",
     "deskew",
+    "distort",
     "downsample",
     "moments",
     "pipeline",
@@ -280,6 +282,99 @@ def deskew(images):
     centre = side / 2
     offset = np.stack([m.row - centre, m.col - centre - alpha * centre], axis=1)
     out = _affine_bilinear(np.ascontiguousarray(batch, dtype=np.float32), matrix, offset, 0.0, 255.0)
+    return _unbatch(out, single)
+
+
+def distort(images, *, rotation=0.0, scale=1.0, shear=0.0):
+    """Rotate, scale and shear each image about its centre: the small distortions of "virtual" digits.
+
+    The forward map takes a point ``p`` (row, column) to ``centre + A (p - centre)`` with
+    ``A = scale * R(rotation) @ [[1, 0], [shear, 1]]``: the shear moves a pixel sideways (along the
+    columns) by ``shear`` times its height above or below the centre, as a slant does, and the
+    rotation turns the image counter-clockwise as displayed (rows down, columns right). Each output
+    pixel is the input sampled at ``centre + A^-1 (p - centre)``, bilinearly, zeros outside, clipped to
+    [0, 255] (as :func:`deskew`; the same as ``scipy.ndimage.affine_transform(order=1,
+    mode="grid-constant")``). The centre is the middle of the image, ``((side - 1) / 2, (side - 1) / 2)``,
+    so a rotation by 90 degrees is exactly :func:`numpy.rot90`.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, side, side) or (side, side)
+        Intensities 0-255, any integer or floating dtype.
+    rotation : float, default=0.0
+        Degrees, counter-clockwise as displayed.
+    scale : float, default=1.0
+        Greater than 0; above 1 enlarges the digit.
+    shear : float, default=0.0
+        Columns moved per row away from the centre (rows below the centre move right).
+
+    Returns
+    -------
+    distorted : ndarray of the same shape, float32
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.zeros((5, 5)); image[0, 2] = 200
+    >>> float(distort(image, rotation=90)[2, 0])  # the top pixel, turned counter-clockwise, lands on the left
+    200.0
+    """
+    for name, value in (("rotation", rotation), ("scale", scale), ("shear", shear)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value):
+            raise ValueError(f"{name} must be a finite number; got {name}={value!r}.")
+    if scale <= 0:
+        raise ValueError(f"scale must be > 0; got scale={scale!r}.")
+    rotation, scale, shear = float(rotation), float(scale), float(shear)  # float64 even for float32 arguments
+    batch, single = validation.image_batch(images)
+    n, side, _ = batch.shape
+    # Rows down, columns right: with x = c and y = -r, a counter-clockwise turn (x, y) -> (x cos - y sin,
+    # x sin + y cos) maps (r, c) offsets to (r cos - c sin, r sin + c cos). Whole quarter turns are exact
+    # integer matrices (cos 90° is not exactly 0 in floating point), the rest is taken by cos and sin.
+    quarters, rest = divmod(rotation, 90.0)
+    t = np.deg2rad(rest)
+    turn = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]) @ np.linalg.matrix_power(
+        np.array([[0.0, -1.0], [1.0, 0.0]]), int(quarters) % 4)
+    inverse = np.array([[1.0, 0.0], [-shear, 1.0]]) @ turn.T / scale  # of scale * turn @ [[1, 0], [shear, 1]]
+    centre = np.full(2, (side - 1) / 2)
+    matrix = np.broadcast_to(inverse, (n, 2, 2)).copy()
+    offset = np.broadcast_to(centre - inverse @ centre, (n, 2)).copy()
+    out = _affine_bilinear(np.ascontiguousarray(batch, dtype=np.float32), matrix, offset, 0.0, 255.0)
+    return _unbatch(out, single)
+
+
+def change_thickness(images, steps):
+    """Thicken (``steps > 0``) or thin (``steps < 0``) the strokes by grey-level dilation or erosion.
+
+    Each step replaces every pixel by the largest (thicker) or smallest (thinner) value of itself and
+    its four neighbours (a 3x3 cross; zeros outside the image), which widens or narrows a stroke by
+    about one pixel on each side.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, side, side) or (side, side)
+    steps : int
+        Number of steps; 0 returns a copy.
+
+    Returns
+    -------
+    ndarray of the same shape and dtype
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> dot = np.zeros((5, 5), dtype=np.uint8); dot[2, 2] = 255
+    >>> int(change_thickness(dot, 1).sum() // 255), int(change_thickness(change_thickness(dot, 1), -1).sum() // 255)
+    (5, 1)
+    """
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
+        raise ValueError(f"steps must be an integer; got steps={steps!r}.")
+    batch, single = validation.image_batch(images)
+    out = np.array(batch, copy=True)
+    pick = np.maximum if steps > 0 else np.minimum
+    for _ in range(abs(int(steps))):
+        padded = np.pad(out, ((0, 0), (1, 1), (1, 1)))
+        out = pick.reduce([padded[:, 1:-1, 1:-1], padded[:, :-2, 1:-1], padded[:, 2:, 1:-1],
+                           padded[:, 1:-1, :-2], padded[:, 1:-1, 2:]])
     return _unbatch(out, single)
 
 

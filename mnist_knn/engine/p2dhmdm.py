@@ -83,6 +83,17 @@ def _local_costs(Fq, Ft, H, W, warp, context, D, R, S):
 
 
 @numba.njit(cache=True)
+def _best_neighbour(V, i):
+    """The smallest of ``V[i - 1]``, ``V[i]``, ``V[i + 1]`` (those that exist): the states one step can come from."""
+    best = V[i]
+    if i > 0 and V[i - 1] < best:
+        best = V[i - 1]
+    if i + 1 < len(V) and V[i + 1] < best:
+        best = V[i + 1]
+    return best
+
+
+@numba.njit(cache=True)
 def _viterbi(S, H, W, warp, V, V_next, C):
     """The P2DHMDM distance from the local costs ``S`` (see ``_local_costs``)."""
     n = 2 * warp + 1
@@ -94,40 +105,19 @@ def _viterbi(S, H, W, warp, V, V_next, C):
                     for di in range(max(0, ui - 1), min(n, ui + 2)):
                         if S[vi, di, y, x] < best:
                             best = S[vi, di, y, x]
-                    if y == 0:
-                        V_next[vi] = best
-                    else:
-                        prev = V[vi]
-                        if vi > 0 and V[vi - 1] < prev:
-                            prev = V[vi - 1]
-                        if vi + 1 < n and V[vi + 1] < prev:
-                            prev = V[vi + 1]
-                        V_next[vi] = best + prev
+                    V_next[vi] = best if y == 0 else best + _best_neighbour(V, vi)
                 for vi in range(n):
                     V[vi] = V_next[vi]
-            column = np.inf
-            for vi in range(n):
-                if V[vi] < column:
-                    column = V[vi]
-            C[x, ui] = column
+            C[x, ui] = V.min()  # the column's best path, whatever its last row's offset
     # Across the columns, with the same recursion over the offsets u.
     for ui in range(n):
         V[ui] = C[0, ui]
     for x in range(1, W):
         for ui in range(n):
-            prev = V[ui]
-            if ui > 0 and V[ui - 1] < prev:
-                prev = V[ui - 1]
-            if ui + 1 < n and V[ui + 1] < prev:
-                prev = V[ui + 1]
-            V_next[ui] = C[x, ui] + prev
+            V_next[ui] = C[x, ui] + _best_neighbour(V, ui)
         for ui in range(n):
             V[ui] = V_next[ui]
-    total = np.inf
-    for ui in range(n):
-        if V[ui] < total:
-            total = V[ui]
-    return total
+    return V.min()
 
 
 @numba.njit(parallel=True, cache=True)

@@ -41,6 +41,15 @@ def _one_image(image, name):
     return image
 
 
+def _image_pair(x_train_image, x_query_image):
+    """Both images as float64, checked, of one shape."""
+    t = _one_image(x_train_image, "x_train_image")
+    q = _one_image(x_query_image, "x_query_image")
+    if q.shape != t.shape:
+        raise ValueError(f"the images differ in shape: {q.shape} and {t.shape}.")
+    return t, q
+
+
 def _pixel(image, y, x):
     """``image[y, x]``, and 0 outside the image."""
     H, W = image.shape
@@ -162,10 +171,7 @@ def idm_distance_reference(
     -------
     float
     """
-    t = _one_image(x_train_image, "x_train_image")
-    q = _one_image(x_query_image, "x_query_image")
-    if q.shape != t.shape:
-        raise ValueError(f"the images differ in shape: {q.shape} and {t.shape}.")
+    t, q = _image_pair(x_train_image, x_query_image)
     if not (use_gradients or use_intensity):
         raise ValueError("At least one of use_gradients and use_intensity must be True.")
     warp, context, cost = int(warp), int(context), float(displacement_cost)
@@ -246,10 +252,7 @@ def p2dhmdm_distance_reference(x_train_image, x_query_image, warp=2, context=1):
     -------
     float
     """
-    t = _one_image(x_train_image, "x_train_image")
-    q = _one_image(x_query_image, "x_query_image")
-    if q.shape != t.shape:
-        raise ValueError(f"the images differ in shape: {q.shape} and {t.shape}.")
+    t, q = _image_pair(x_train_image, x_query_image)
     warp, context = int(warp), int(context)
     if warp < 0 or context < 0:
         raise ValueError("warp and context must be >= 0.")
@@ -330,10 +333,7 @@ def tangent_distance_reference(
     -------
     float
     """
-    t = _one_image(x_train_image, "x_train_image")
-    q = _one_image(x_query_image, "x_query_image")
-    if q.shape != t.shape:
-        raise ValueError(f"the images differ in shape: {q.shape} and {t.shape}.")
+    t, q = _image_pair(x_train_image, x_query_image)
     lam = float(regularization)
     if lam < 0:
         raise ValueError("regularization must be >= 0.")

@@ -7,6 +7,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from mnist_knn.engine.idm import idm_distance, sobel_gradients
+from mnist_knn.engine.p2dhmdm import p2dhmdm_distance
 from mnist_knn.engine.rerank import cached_distance, nearest_candidates
 from mnist_knn.engine.shift import shift_distance
 from mnist_knn.engine.tangent import TANGENTS, tangent_distance, tangent_vectors
@@ -289,6 +290,8 @@ def test_results_do_not_depend_on_thread_count(images):
         lambda: idm_distance(X, X[:9], cand, warp=2, context=1, use_intensity=True),
         lambda: idm_distance(X, X[:9], cand, warp=1, context=2, symmetric=True),
         lambda: idm_distance(X, X[:9], cand, displacement_cost=0.01),
+        lambda: idm_distance(X, X[:9], cand, keep=2),
+        lambda: p2dhmdm_distance(X, X[:9], cand, warp=2, context=1),
     ]
     before = numba.get_num_threads()
     try:

@@ -20,16 +20,6 @@ from mnist_knn.engine.idm import idm_distance
 from mnist_knn.engine.rerank import nearest_candidates
 
 
-def digit_like(rng, n, side=14):
-    """``n`` random blobby images of integer grey levels 0-255 (float32), some ink-free rows."""
-    X = np.zeros((n, side, side), dtype=np.float32)
-    for image in X:
-        for _ in range(3):
-            y, x = rng.integers(2, side - 4, size=2)
-            h, w = rng.integers(1, 4, size=2)
-            image[y : y + h, x : x + w] += rng.integers(60, 256)
-    return np.minimum(X, 255)
-
 
 def assert_same_prefix_neighbours(full, pruned, candidates, k):
     for n in range(k, candidates.shape[1] + 1):
@@ -52,7 +42,7 @@ def assert_same_prefix_neighbours(full, pruned, candidates, k):
     ids=["w2c1", "w1c0", "w3c2", "cost", "symmetric", "intensity"],
 )
 @pytest.mark.parametrize("keep", [1, 3, 6])
-def test_abandoning_keeps_every_prefix_neighbours_and_their_exact_distances(params, keep):
+def test_abandoning_keeps_every_prefix_neighbours_and_their_exact_distances(params, keep, digit_like):
     rng = np.random.default_rng(keep)
     X_train, X_query = digit_like(rng, 60), digit_like(rng, 5)
     candidates = np.stack([rng.permutation(60)[:40] for _ in range(5)])
@@ -65,7 +55,7 @@ def test_abandoning_keeps_every_prefix_neighbours_and_their_exact_distances(para
     assert_same_prefix_neighbours(full, pruned, candidates, keep)
 
 
-def test_ties_stay_in_list_order():
+def test_ties_stay_in_list_order(digit_like):
     """Copies of one training image at different places in the list tie exactly; the stable order
     (the candidate the first search ranked higher wins) is the same with and without abandoning."""
     rng = np.random.default_rng(7)
@@ -81,7 +71,7 @@ def test_ties_stay_in_list_order():
 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), keep=st.integers(1, 8), float_images=st.booleans())
-def test_abandoning_on_random_images(seed, keep, float_images):
+def test_abandoning_on_random_images(seed, keep, float_images, digit_like):
     rng = np.random.default_rng(seed)
     if float_images:  # arbitrary float64 grey levels: sums round, the margin must hold
         X_train, X_query = rng.random((30, 9, 11)) ** 3, rng.random((3, 9, 11)) ** 3
@@ -95,7 +85,7 @@ def test_abandoning_on_random_images(seed, keep, float_images):
     assert_same_prefix_neighbours(full, pruned, candidates, keep)
 
 
-def test_keep_as_long_as_the_list_abandons_nothing():
+def test_keep_as_long_as_the_list_abandons_nothing(digit_like):
     rng = np.random.default_rng(3)
     X_train, X_query = digit_like(rng, 20), digit_like(rng, 2)
     candidates = np.tile(np.arange(20), (2, 1))
@@ -110,7 +100,7 @@ def test_impossible_keep_is_refused(keep):
         idm_distance(X, X[:1], [[0, 1, 2]], keep=keep)
 
 
-def test_asking_for_more_neighbours_than_kept_is_refused():
+def test_asking_for_more_neighbours_than_kept_is_refused(digit_like):
     rng = np.random.default_rng(4)
     X_train, X_query = digit_like(rng, 30), digit_like(rng, 2)
     candidates = np.tile(np.arange(30), (2, 1))

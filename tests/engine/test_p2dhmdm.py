@@ -28,7 +28,6 @@ The fast kernel is run on one numba thread (tiny inputs: a parallel launch costs
 import itertools
 import re
 
-import numba
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -44,12 +43,7 @@ SHAPES = [(5, 5), (7, 6), (9, 9), (12, 12)]
 RTOL = 1e-12  # float64: both sides add the same non-negative terms, in different orders
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_numba_thread():
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_numba_thread")  # tests/conftest.py
 
 
 def fast(t, q, **params):

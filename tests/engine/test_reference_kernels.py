@@ -10,7 +10,6 @@ The fast kernels are run on one numba thread: their results do not depend on the
 (tested in test_deformation.py), and on tiny inputs a parallel launch costs far more than the work.
 """
 
-import numba
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,12 +29,7 @@ SHAPES = [(5, 5), (7, 6), (9, 9), (12, 12)]
 RTOL = 1e-12  # float64: both sides sum the same non-negative terms, in different orders
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_numba_thread():
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_numba_thread")  # tests/conftest.py
 
 
 def delta(shape, y, x, value=1.0):
