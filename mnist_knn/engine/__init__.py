@@ -57,6 +57,7 @@ _EXPORTS = {
         "tangent_vectors",
     ],
     "idm": [
+        "features_into",
         "idm_distance",
         "sobel_gradients",
     ],

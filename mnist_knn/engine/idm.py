@@ -24,7 +24,7 @@ import numpy as np
 
 from .rerank import candidate_images, float_images, query_chunks
 
-__all__ = ["idm_distance", "sobel_gradients"]
+__all__ = ["features_into", "idm_distance", "sobel_gradients"]
 
 def sobel_gradients(X):
     """Horizontal and vertical Sobel gradients of each image, zero outside the image.
@@ -48,9 +48,10 @@ def sobel_gradients(X):
 
 
 @numba.njit(cache=True)
-def _features_into(image, padded, F, L, m, Wr, use_gradients, use_intensity):
-    """The channels the IDM compares of one image, written into flat ``F``: channel ch of pixel
-    (y, x) at ``ch * L + (y + m) * Wr + m + x``. Only those positions are written.
+def features_into(image, padded, F, L, m, Wr, use_gradients, use_intensity):
+    """The channels the IDM compares of one image, written into flat ``F`` (a numba function, for the IDM's and
+    the P2DHMDM's kernels): channel ch of pixel (y, x) at ``ch * L + (y + m) * Wr + m + x``. Only those positions
+    are written.
 
     ``padded`` is a float64 work array of shape (H + 2, W + 2) whose border holds zeros. The Sobel
     gradients (:func:`sobel_gradients` calls this too) are computed in float64, ``(a + 2 b + c) / 8`` of the
@@ -83,13 +84,13 @@ def _features_into(image, padded, F, L, m, Wr, use_gradients, use_intensity):
 
 @numba.njit(parallel=True, cache=True)
 def _features(X, rows, m, L, use_gradients, use_intensity, out):
-    """``out[r]``: the channels of image ``X[rows[r]]``, padded by m, each of length L (see ``_features_into``).
+    """``out[r]``: the channels of image ``X[rows[r]]``, padded by m, each of length L (see ``features_into``).
     ``out``'s padding must hold zeros (with m = 0 there is none)."""
     H, W = X.shape[1:]
     Wr = W + 2 * m
     for r in numba.prange(len(rows)):
         padded = np.zeros((H + 2, W + 2))
-        _features_into(X[rows[r]], padded, out[r], L, m, Wr, use_gradients, use_intensity)
+        features_into(X[rows[r]], padded, out[r], L, m, Wr, use_gradients, use_intensity)
 
 
 # Rows of an image per band when a bound is set: the unit in which a pair's partial sum grows and is
@@ -104,6 +105,12 @@ _VEC = 16
 @numba.njit(cache=True)
 def _round_up(n, vec):
     return (n + vec - 1) // vec * vec
+
+
+@numba.njit(cache=True)
+def _block(band, Wr, vec):
+    """Elements of ``best`` per band: the band's rows, rounded up to the vector width, and slack for a rounded pass."""
+    return _round_up(band * Wr, vec) + vec
 
 
 @numba.njit(cache=True)
@@ -123,7 +130,7 @@ def _idm_pair(fa, fb, n_ch, H, W, warp, context, cost, bands, band, vec, D, R, b
     """IDM distance matching every pixel of image ``a`` into image ``b``, abandoned above ``bound``.
 
     ``fa`` and ``fb`` hold ``n_ch`` channel images of length L each, one after the other, padded
-    by m = context + warp, with row length Wr = W + 2m (see ``_features_into``). A match at
+    by m = context + warp, with row length Wr = W + 2m (see ``features_into``). A match at
     displacement (dy, dx) adds ``cost * (dy**2 + dx**2)`` (in float64) to a pixel's context
     distance. ``D``, ``R`` and ``best`` are work arrays.
 
@@ -170,7 +177,7 @@ def _idm_pair(fa, fb, n_ch, H, W, warp, context, cost, bands, band, vec, D, R, b
     margin = 1.0 + 8.0 * H * W * 2.0**-53
     limit = bound * margin
     partial = 0.0
-    block = _round_up(band * Wr, vec) + vec  # best holds each band's rows in a block of its own
+    block = _block(band, Wr, vec)  # best holds each band's rows in a block of its own
     for ya in bands:
         yb = min(H, ya + band)
         bb = best[(ya // band) * block : (ya // band + 1) * block]  # this band's best matches
@@ -313,9 +320,9 @@ def _idm_kernel(F_train, index, X_query, cand, warp, context, use_gradients, use
         fq = np.zeros(n_ch * L + vec, dtype=dtype)
         D = np.zeros(nD, dtype=dtype)
         R = np.zeros(nD, dtype=dtype)
-        best = np.empty(n_block * (_round_up(band * Wr, vec) + vec), dtype=dtype)
+        best = np.empty(n_block * _block(band, Wr, vec), dtype=dtype)
         kept = np.full(max(keep, 1), np.inf)  # the keep smallest finished distances, ascending
-        _features_into(X_query[i], padded, fq, L, m, Wr, use_gradients, use_intensity)
+        features_into(X_query[i], padded, fq, L, m, Wr, use_gradients, use_intensity)
         bands = _band_order(fq, n_ch, L, H, Wr, base, band)
         for c in range(n_cand):
             fr = F_train[index[cand[i, c]]]
@@ -437,7 +444,7 @@ def idm_distance(
     index = np.cumsum(used) - 1
     n_ch = 2 * int(use_gradients) + int(use_intensity)
     m = int(warp) + int(context)
-    L = (H + 2 * m + 1) * (W + 2 * m)  # one channel, padded (see _features_into)
+    L = (H + 2 * m + 1) * (W + 2 * m)  # one channel, padded (see features_into)
     F_train = np.zeros((len(rows), n_ch * L + _VEC), dtype=X_train.dtype)  # _VEC: room for rounded-up passes
     _features(X_train, rows, m, L, bool(use_gradients), bool(use_intensity), F_train)
     for a, b in query_chunks(len(X_query), "IDM"):  # one chunk unless a progress bar is shown

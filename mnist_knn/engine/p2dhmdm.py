@@ -20,31 +20,10 @@ All sums are taken in float64. The slow reference is
 import numba
 import numpy as np
 
+from .idm import features_into
 from .rerank import candidate_images, query_chunks
 
 __all__ = ["p2dhmdm_distance"]
-
-
-@numba.njit(cache=True)
-def _gradients(image, m, P, F):
-    """The Sobel gradients of ``image`` (as :func:`~mnist_knn.engine.idm.sobel_gradients`: (a + 2b + c) / 8 of
-    the differences across three rows or columns, zero outside the image), in float64, into ``F`` of shape
-    (2, H + 2m, W + 2m), whose border of width m holds zeros. ``P`` is a work array of shape (H + 2, W + 2)
-    whose border holds zeros."""
-    H, W = image.shape
-    for y in range(H):
-        for x in range(W):
-            P[y + 1, x + 1] = image[y, x]
-    for y in range(H):
-        for x in range(W):
-            a = P[y, x + 2] - P[y, x]
-            b = P[y + 1, x + 2] - P[y + 1, x]
-            c = P[y + 2, x + 2] - P[y + 2, x]
-            F[0, y + m, x + m] = (a + 2 * b + c) / 8
-            a = P[y + 2, x] - P[y, x]
-            b = P[y + 2, x + 1] - P[y, x + 1]
-            c = P[y + 2, x + 2] - P[y, x + 2]
-            F[1, y + m, x + m] = (a + 2 * b + c) / 8
 
 
 @numba.njit(cache=True)
@@ -126,18 +105,20 @@ def _p2dhmdm_kernel(X_train, X_query, cand, warp, context, out):
     H, W = X_query.shape[1:]
     m = warp + context
     n = 2 * warp + 1
+    Wr = W + 2 * m
+    L = (H + 2 * m) * Wr  # one gradient channel, padded by m: the IDM's feature layout (idm.features_into)
     for i in numba.prange(n_query):
         P = np.zeros((H + 2, W + 2))
-        Fq = np.zeros((2, H + 2 * m, W + 2 * m))
-        Ft = np.zeros((2, H + 2 * m, W + 2 * m))
+        fq, ft = np.zeros(2 * L), np.zeros(2 * L)
+        Fq, Ft = fq.reshape((2, H + 2 * m, Wr)), ft.reshape((2, H + 2 * m, Wr))  # views: [ch, m + y, m + x]
         D = np.empty((H + 2 * context, W + 2 * context))
         R = np.empty((H + 2 * context, W))
         S = np.empty((n, n, H, W))
         V, V_next = np.empty(n), np.empty(n)
         C = np.empty((W, n))
-        _gradients(X_query[i], m, P, Fq)
+        features_into(X_query[i], P, fq, L, m, Wr, True, False)  # the Sobel gradients, in float64
         for c in range(n_cand):
-            _gradients(X_train[cand[i, c]], m, P, Ft)
+            features_into(X_train[cand[i, c]], P, ft, L, m, Wr, True, False)
             _local_costs(Fq, Ft, H, W, warp, context, D, R, S)
             out[i, c] = _viterbi(S, H, W, warp, V, V_next, C)
 
